@@ -3,7 +3,9 @@ package afpacket
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -12,11 +14,11 @@ import (
 
 // RXConfig sizes an RX ring.
 type RXConfig struct {
-	Ifindex   int              // 0: every interface
-	Protocol  uint16           // EtherType to receive (ETH_P_IP by default; ETH_P_ALL also sees outgoing frames)
-	BlockSize int              // bytes per block, a multiple of the page size (default 1 MiB)
-	Blocks    int              // default 8
-	Timeout   time.Duration    // a partly filled block is handed over after this long (default 10 ms)
+	Ifindex   int               // 0: every interface
+	Protocol  uint16            // EtherType to receive (ETH_P_IP by default; ETH_P_ALL also sees outgoing frames)
+	BlockSize int               // bytes per block, a multiple of the page size (default 1 MiB)
+	Blocks    int               // default 8
+	Timeout   time.Duration     // a partly filled block is handed over after this long (default 10 ms)
 	Filter    []unix.SockFilter // classic BPF program run by the kernel; nil accepts everything
 }
 
@@ -24,6 +26,8 @@ type RXConfig struct {
 // called from one goroutine only; Stats from any.
 type RX struct {
 	fd        int
+	file      *os.File        // fd registered with the Go runtime's poller
+	conn      syscall.RawConn // waits for the kernel to hand over a block
 	ring      []byte
 	blockSize int
 	blocks    int
@@ -83,6 +87,17 @@ func NewRX(c RXConfig) (*RX, error) {
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(c.Protocol), Ifindex: c.Ifindex}); err != nil {
 		return fail("bind", err)
 	}
+	// Waiting goes through the runtime's poller (epoll) rather than a
+	// blocking poll(2): a goroutine parked there holds no P, so the
+	// scheduler's monitor does not keep taking Ps back from a thread stuck
+	// in a syscall, which otherwise wakes it every 20 µs for the whole scan.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return fail("set non-blocking", err)
+	}
+	r.file = os.NewFile(uintptr(fd), "afpacket-rx")
+	if r.conn, err = r.file.SyscallConn(); err != nil {
+		return fail("register with the poller", err)
+	}
 	return r, nil
 }
 
@@ -115,17 +130,18 @@ type Packet struct {
 func (r *RX) Read(timeout time.Duration, fn func(*Packet)) (int, error) {
 	b := r.block(r.cur)
 	hv1 := (*unix.TpacketHdrV1)(unsafe.Pointer(&b.Hdr))
-	if atomic.LoadUint32(&hv1.Block_status)&unix.TP_STATUS_USER == 0 {
-		fds := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN | unix.POLLERR}}
-		ms := int(timeout.Milliseconds())
-		if timeout > 0 && ms == 0 {
-			ms = 1
-		}
-		if _, err := unix.Poll(fds, ms); err != nil && !errors.Is(err, unix.EINTR) {
-			return 0, fmt.Errorf("afpacket: poll: %w", err)
-		}
-		if atomic.LoadUint32(&hv1.Block_status)&unix.TP_STATUS_USER == 0 {
+	ready := func() bool { return atomic.LoadUint32(&hv1.Block_status)&unix.TP_STATUS_USER != 0 }
+	if !ready() {
+		if timeout <= 0 {
 			return 0, nil
+		}
+		r.file.SetReadDeadline(time.Now().Add(timeout))
+		err := r.conn.Read(func(uintptr) bool { return ready() })
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("afpacket: wait for packets: %w", err)
 		}
 	}
 	base := r.cur * r.blockSize
@@ -177,6 +193,10 @@ func (r *RX) Close() error {
 	if r.ring != nil {
 		unix.Munmap(r.ring)
 		r.ring = nil
+	}
+	if r.file != nil {
+		r.file.Close() // closes fd
+		r.file, r.fd = nil, -1
 	}
 	if r.fd >= 0 {
 		unix.Close(r.fd)

@@ -195,6 +195,16 @@ func (t *TX) Close() error {
 	return err
 }
 
+// CheckPermission reports ErrPermission (wrapped) when this process may not
+// open AF_PACKET sockets.
+func CheckPermission() error {
+	fd, err := socket(0)
+	if err != nil {
+		return err
+	}
+	return unix.Close(fd)
+}
+
 func socket(proto uint16) (int, error) {
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(proto)))
 	if err != nil {

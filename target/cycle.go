@@ -112,6 +112,21 @@ func (w *Walker) Progress() float64 {
 // Yielded is the number of positions returned so far.
 func (w *Walker) Yielded() uint64 { return w.yielded }
 
+// Split returns part i of n of what w has left to yield: the positions w
+// would yield at indices i, i+n, i+2n, ... of its remaining walk. The parts
+// are disjoint and together yield exactly what w would, so one shard can be
+// shared by several senders however many there are.
+func (w *Walker) Split(i, n int) *Walker {
+	k, j := uint64(max(n, 1)), uint64(i)
+	s := &Walker{n: w.n, p: w.p, step: powmod(w.step, k, w.p)}
+	if j < w.steps {
+		s.steps = (w.steps - j + k - 1) / k
+	}
+	s.cur = mulmod(w.cur, powmod(w.step, j, w.p), w.p)
+	s.total = s.steps
+	return s
+}
+
 // Skip advances the walker by up to k group elements (skipped ones included)
 // without yielding them: a resumed shard picks up where it stopped.
 func (w *Walker) Skip(k uint64) {

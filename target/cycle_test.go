@@ -140,6 +140,33 @@ func TestWalkerResume(t *testing.T) {
 	}
 }
 
+func TestWalkerSplit(t *testing.T) {
+	c, _ := NewCycle(10007, 5)
+	whole, _ := c.Shard(1, 4)
+	var want []uint64
+	for k, ok := whole.Next(); ok; k, ok = whole.Next() {
+		want = append(want, k)
+	}
+	for _, parts := range []int{1, 2, 3, 5} {
+		seen := map[uint64]int{}
+		for i := 0; i < parts; i++ {
+			w, _ := c.Shard(1, 4)
+			p := w.Split(i, parts)
+			for k, ok := p.Next(); ok; k, ok = p.Next() {
+				seen[k]++
+			}
+		}
+		if len(seen) != len(want) {
+			t.Fatalf("%d parts yield %d positions, the shard %d", parts, len(seen), len(want))
+		}
+		for _, k := range want {
+			if seen[k] != 1 {
+				t.Fatalf("%d parts: position %d yielded %d times", parts, k, seen[k])
+			}
+		}
+	}
+}
+
 func TestShardErrors(t *testing.T) {
 	c, _ := NewCycle(10, 1)
 	for _, tt := range [][2]int{{-1, 2}, {2, 2}, {0, 0}} {

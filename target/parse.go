@@ -213,7 +213,7 @@ func parsePort(s string) (uint16, error) {
 	}
 	n, err := strconv.ParseUint(s, 10, 32)
 	if err != nil {
-		return 0, fmt.Errorf("%q is not a port number", s)
+		return 0, errors.New("not a port number")
 	}
 	if n < 1 || n > 65535 {
 		return 0, fmt.Errorf("port %d out of range 1-65535", n)

@@ -1,0 +1,432 @@
+package cli
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vantagehq/vantage/internal/version"
+	"github.com/vantagehq/vantage/scan"
+	"github.com/vantagehq/vantage/target"
+)
+
+type scanFlags struct {
+	ports, module, probeArgs                 string
+	targetFiles, excludeFiles, excludes      []string
+	allowReserved                            []string
+	rate, senders, probes                    int
+	cooldown, maxRuntime                     time.Duration
+	maxTargets                               uint64
+	seed                                     string
+	shards, shard                            int
+	iface, srcIP, srcMAC, gwMAC, srcPorts    string
+	ttl                                      uint8
+	qdiscBypass                              bool
+	sendMethod                               string
+	connect                                  bool
+	connectTimeout                           time.Duration
+	concurrency                              int
+	output, format, states, metadata, scanID string
+	quiet, dryRun, listModules, dedupFull    bool
+}
+
+func newScanCmd() *cobra.Command {
+	f := &scanFlags{}
+	cmd := &cobra.Command{
+		Use:   "scan [flags] TARGET...",
+		Short: "Find open ports with a stateless SYN scan (or ICMP echo)",
+		Long: `Scan sends one probe to every (address, port) of the targets in a
+pseudorandom order and reports who answers. It keeps no state per target:
+replies are recognised by a keyed MAC carried in the probes. Frames go out
+through a memory-mapped AF_PACKET ring, so it needs root or CAP_NET_RAW;
+without them it falls back to --connect mode, which uses ordinary sockets.
+
+Results are JSON lines on stdout (see 'vantage help output'); a status line
+goes to stderr every second.
+
+Reserved ranges (private, documentation, benchmarking, multicast ...) are
+never scanned unless named with --allow-reserved; see 'vantage help
+exclusions'. Scan only networks you are allowed to scan, at a rate they can
+bear; the default is 10,000 probes per second.`,
+		Example: `  # port 80 of a /16 at the default rate
+  sudo vantage scan -p 80 192.0.2.0/16 --allow-reserved 192.0.2.0/16
+
+  # the netlab host farm, three ports, as fast as the machine allows
+  sudo ip netns exec nl-scan vantage scan -p 22,80,443 -r 0 198.18.0.0/15 \
+      --allow-reserved 198.18.0.0/15
+
+  # who answers ping, addresses from a file, CSV out
+  sudo vantage scan -M icmp_echo --targets-file nets.txt --format csv -o up.csv
+
+  # shard 2 of 4 of one scan (every shard gets the same seed)
+  sudo vantage scan -p 443 --shards 4 --shard 2 --seed 7 198.51.100.0/24 ...`,
+		RunE: func(cmd *cobra.Command, args []string) error { return runScan(cmd, f, args) },
+	}
+	fl := cmd.Flags()
+	fl.SortFlags = false
+	fl.StringVarP(&f.ports, "ports", "p", "", "ports to scan: 22,80,443,8000-8100 (required for tcp_syn)")
+	fl.StringArrayVarP(&f.targetFiles, "targets-file", "I", nil, "read targets from `FILE` ('-' for stdin); repeatable")
+	fl.StringVarP(&f.module, "probe-module", "M", "tcp_syn", "probe module: tcp_syn or icmp_echo (see 'vantage help probe-modules')")
+	fl.StringVar(&f.probeArgs, "probe-args", "", "arguments for the probe module (tcp_syn: linux, windows, bsd, mss or none)")
+	fl.BoolVar(&f.listModules, "list-probe-modules", false, "list the probe modules and exit")
+	fl.IntVarP(&f.rate, "rate", "r", 10000, "probes per second; 0 sends as fast as the machine can")
+	fl.IntVar(&f.senders, "senders", 1, "sending threads (each with its own ring)")
+	fl.IntVarP(&f.probes, "probes", "P", 1, "probes per target (from distinct source ports)")
+	fl.DurationVarP(&f.cooldown, "cooldown", "c", 5*time.Second, "wait this long for late replies after the last probe")
+	fl.Uint64VarP(&f.maxTargets, "max-targets", "n", 0, "stop after this many targets (0 = all)")
+	fl.DurationVarP(&f.maxRuntime, "max-runtime", "t", 0, "stop sending after this long (0 = no limit)")
+	fl.StringVar(&f.seed, "seed", "", "seed of the probe order (required with --shards; random otherwise)")
+	fl.IntVar(&f.shards, "shards", 1, "split the scan into this many shards")
+	fl.IntVar(&f.shard, "shard", 0, "which shard this scanner sends (0-based)")
+	fl.StringArrayVarP(&f.excludeFiles, "exclude-file", "b", nil, "never scan the addresses in `FILE`; repeatable")
+	fl.StringArrayVar(&f.excludes, "exclude", nil, "never scan this `CIDR` or range; repeatable")
+	fl.StringArrayVar(&f.allowReserved, "allow-reserved", nil, "scan this reserved `CIDR` (private, lab, documentation space); repeatable")
+	fl.StringVarP(&f.iface, "interface", "i", "", "send on this interface (default: from the route to the first target)")
+	fl.StringVarP(&f.srcIP, "source-ip", "S", "", "source address of probes (default: the interface's)")
+	fl.StringVar(&f.srcMAC, "source-mac", "", "source MAC (default: the interface's)")
+	fl.StringVarP(&f.gwMAC, "gateway-mac", "G", "", "MAC of the next hop (default: from the neighbour table, or ARP)")
+	fl.StringVar(&f.srcPorts, "source-port", "32768-60999", "source port range of probes")
+	fl.Uint8Var(&f.ttl, "ttl", 64, "IP TTL of probes")
+	fl.BoolVar(&f.qdiscBypass, "qdisc-bypass", true, "hand frames straight to the driver, skipping the kernel's queueing layer")
+	fl.StringVar(&f.sendMethod, "send-method", "mmsg", "how frames reach the kernel: mmsg (sendmmsg batches) or ring (memory-mapped TX ring)")
+	fl.BoolVar(&f.connect, "connect", false, "use connect() instead of raw frames (no root needed; slower, no TTL or window)")
+	fl.DurationVar(&f.connectTimeout, "connect-timeout", 3*time.Second, "connect mode: give up on a target after this long")
+	fl.IntVar(&f.concurrency, "concurrency", 512, "connect mode: connections in flight")
+	fl.StringVarP(&f.output, "output", "o", "-", "write results to `FILE` ('-' = stdout)")
+	fl.StringVarP(&f.format, "format", "O", "json", "result format: json (JSON lines) or csv")
+	fl.StringVar(&f.states, "states", "", "states to report: open, closed, up, all (default open, or up for icmp_echo)")
+	fl.StringVar(&f.metadata, "metadata", "", "write the scan's summary as JSON to `FILE`")
+	fl.StringVar(&f.scanID, "scan-id", "", "identifier written with every result (default: random)")
+	fl.BoolVar(&f.dedupFull, "dedup-full", false, "remember every answering target exactly (memory grows with hits) instead of the last million")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no status line or summary on stderr")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "print the targets in probe order instead of sending anything")
+	return cmd
+}
+
+func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
+	stderr := cmd.ErrOrStderr()
+	if f.listModules {
+		_, err := io.WriteString(cmd.OutOrStdout(), probeModuleList())
+		return err
+	}
+	log, err := logger(cmd)
+	if err != nil {
+		return err
+	}
+	mod, err := scan.Lookup(f.module)
+	if err != nil {
+		return usageError{err}
+	}
+
+	// targets
+	targets, err := readTargets(cmd.InOrStdin(), args, f.targetFiles)
+	if err != nil {
+		return err
+	}
+	if targets.Empty() {
+		return usagef("no targets: give addresses, CIDRs or ranges as arguments, --targets-file FILE, or '-' for stdin")
+	}
+
+	// exclusions
+	pol := target.NewPolicy()
+	for _, a := range f.allowReserved {
+		r, err := target.ParseRange(a)
+		if err != nil {
+			return usagef("--allow-reserved %q: %v", a, err)
+		}
+		if err := pol.AllowReserved(r); err != nil {
+			return usageError{err}
+		}
+	}
+	for _, e := range f.excludes {
+		set, err := target.ParseTargetList([]string{e}, "--exclude")
+		if err != nil {
+			return usageError{err}
+		}
+		for _, r := range set.Ranges() {
+			pol.Exclude(target.Labeled{Range: r, Reason: "--exclude " + e})
+		}
+	}
+	for _, name := range f.excludeFiles {
+		ls, err := readLabeled(name)
+		if err != nil {
+			return err
+		}
+		pol.Exclude(ls...)
+	}
+	allowed, dropped := pol.Apply(targets)
+	for _, d := range dropped {
+		if d.Reserved {
+			fmt.Fprintf(stderr, "vantage: skipping %d target addresses in %s (%s); scan them with --allow-reserved %s\n", d.Count, d.Range, d.Reason, d.Range)
+		} else if !f.quiet {
+			fmt.Fprintf(stderr, "vantage: skipping %d target addresses excluded by your exclusion lists\n", d.Count)
+		}
+	}
+	if allowed.Empty() {
+		return usagef("no target address left to scan after exclusions")
+	}
+
+	// ports
+	var ports []uint16
+	if mod.UsesPorts {
+		if f.ports == "" {
+			return usagef("no ports: give -p/--ports, e.g. -p 22,80,443 (see 'vantage help targets')")
+		}
+		if ports, err = target.ParsePorts(f.ports); err != nil {
+			return usageError{err}
+		}
+	} else {
+		if f.ports != "" {
+			return usagef("probe module %s takes no ports: drop -p/--ports", mod.Name)
+		}
+		ports = []uint16{0}
+	}
+	space, err := target.NewSpace(allowed, ports)
+	if err != nil {
+		return usageError{err}
+	}
+
+	// order and shards
+	var seed uint64
+	switch {
+	case f.seed != "":
+		if seed, err = strconv.ParseUint(f.seed, 0, 64); err != nil {
+			return usagef("--seed %q: not an unsigned integer", f.seed)
+		}
+	case f.shards > 1:
+		return usagef("--shards needs --seed: every shard of a scan must use the same seed")
+	default:
+		var b [8]byte
+		rand.Read(b[:])
+		seed = binary.LittleEndian.Uint64(b[:])
+	}
+	if f.shards < 1 || f.shard < 0 || f.shard >= f.shards {
+		return usagef("--shard %d --shards %d: want 0 <= shard < shards", f.shard, f.shards)
+	}
+
+	if f.dryRun {
+		return dryRun(cmd.OutOrStdout(), space, seed, f.shard, f.shards, f.maxTargets, mod.UsesPorts)
+	}
+
+	cfg := scan.Config{
+		Space: space, Seed: seed, Shard: f.shard, Shards: f.shards, Module: mod, ProbeArgs: f.probeArgs,
+		Probes: f.probes, Rate: f.rate, Senders: f.senders, Cooldown: f.cooldown, MaxTargets: f.maxTargets,
+		MaxRuntime: f.maxRuntime, Interface: f.iface, TTL: f.ttl, QdiscBypass: f.qdiscBypass, SendMethod: f.sendMethod,
+		Connect: f.connect, ConnectTimeout: f.connectTimeout, Concurrency: f.concurrency,
+		DedupFull: f.dedupFull, ScanID: f.scanID, Log: log,
+	}
+	if f.sendMethod != "mmsg" && f.sendMethod != "ring" {
+		return usagef("--send-method %q: want mmsg or ring", f.sendMethod)
+	}
+	if f.probes < 1 || f.senders < 1 || f.concurrency < 1 || f.rate < 0 {
+		return usagef("--probes, --senders and --concurrency must be at least 1, --rate at least 0")
+	}
+	if f.srcIP != "" {
+		a, err := netip.ParseAddr(f.srcIP)
+		if err != nil || !a.Is4() {
+			return usagef("--source-ip %q: not an IPv4 address", f.srcIP)
+		}
+		cfg.SrcIP = a
+	}
+	if cfg.SrcMAC, err = parseMAC("--source-mac", f.srcMAC); err != nil {
+		return err
+	}
+	if cfg.GatewayMAC, err = parseMAC("--gateway-mac", f.gwMAC); err != nil {
+		return err
+	}
+	if cfg.SrcPortFirst, cfg.SrcPortLast, err = parsePortRange(f.srcPorts); err != nil {
+		return usagef("--source-port %q: %v", f.srcPorts, err)
+	}
+	states := f.states
+	if states == "" {
+		states = "open,up"
+	}
+	if cfg.States, err = scan.ParseStates(states); err != nil {
+		return usagef("--states: %v", err)
+	}
+
+	out := cmd.OutOrStdout()
+	if f.output != "-" {
+		file, err := os.Create(f.output)
+		if err != nil {
+			return fmt.Errorf("open output: %w", err)
+		}
+		defer file.Close()
+		out = file
+	}
+	if cfg.Output, err = scan.NewWriter(f.format, out); err != nil {
+		return usageError{err}
+	}
+	if !f.quiet {
+		cfg.Status = stderr
+		fmt.Fprintf(stderr, "vantage: scanning %d targets (%d addresses x %d ports), shard %d of %d, seed %d, at %s\n",
+			(space.Size()+uint64(f.shards)-1)/uint64(f.shards), space.Addresses(), len(ports), f.shard, f.shards, seed, rateText(f.rate))
+	}
+
+	sum, err := scan.Run(cmd.Context(), cfg)
+	if sum != nil && f.metadata != "" {
+		if merr := writeMetadata(f.metadata, sum); merr != nil && err == nil {
+			err = merr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if sum.StopReason == "interrupted" {
+		return errInterrupted
+	}
+	return nil
+}
+
+func rateText(rate int) string {
+	if rate == 0 {
+		return "full speed"
+	}
+	return fmt.Sprintf("%d probes/s", rate)
+}
+
+// readTargets gathers targets from arguments ('-' = stdin) and files.
+func readTargets(stdin io.Reader, args, files []string) (*target.Set, error) {
+	all := &target.Set{}
+	stdinUsed := false
+	readFrom := func(name string) error {
+		var r io.Reader
+		if name == "-" {
+			if stdinUsed {
+				return usagef("standard input named twice as a target source")
+			}
+			stdinUsed = true
+			r = stdin
+		} else {
+			file, err := os.Open(name)
+			if err != nil {
+				return usagef("targets file: %v", err)
+			}
+			defer file.Close()
+			r = bufio.NewReaderSize(file, 1<<16)
+		}
+		set, err := target.ParseTargets(r, name)
+		if err != nil {
+			return usageError{err}
+		}
+		all.AddSet(set)
+		return nil
+	}
+	var tokens []string
+	for _, a := range args {
+		if a == "-" {
+			if err := readFrom("-"); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		tokens = append(tokens, a)
+	}
+	set, err := target.ParseTargetList(tokens, "argument")
+	if err != nil {
+		return nil, usageError{err}
+	}
+	all.AddSet(set)
+	for _, name := range files {
+		if err := readFrom(name); err != nil {
+			return nil, err
+		}
+	}
+	return all, nil
+}
+
+func readLabeled(name string) ([]target.Labeled, error) {
+	file, err := os.Open(name)
+	if err != nil {
+		return nil, usagef("exclusion file: %v", err)
+	}
+	defer file.Close()
+	ls, err := target.ParseLabeled(bufio.NewReaderSize(file, 1<<16), name)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return ls, nil
+}
+
+func parseMAC(flag, s string) (net.HardwareAddr, error) {
+	if s == "" {
+		return nil, nil
+	}
+	mac, err := net.ParseMAC(s)
+	if err != nil || len(mac) != 6 {
+		return nil, usagef("%s %q: not an Ethernet MAC address (like 02:00:5e:10:00:01)", flag, s)
+	}
+	return mac, nil
+}
+
+func parsePortRange(s string) (uint16, uint16, error) {
+	lo, hi, isRange := strings.Cut(s, "-")
+	a, err := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+	if err != nil || a == 0 {
+		return 0, 0, errors.New("want a port or a range like 32768-60999")
+	}
+	b := a
+	if isRange {
+		if b, err = strconv.ParseUint(strings.TrimSpace(hi), 10, 16); err != nil || b < a {
+			return 0, 0, errors.New("want a port or a range like 32768-60999")
+		}
+	}
+	return uint16(a), uint16(b), nil
+}
+
+// dryRun prints the targets of one shard in probe order.
+func dryRun(w io.Writer, space *target.Space, seed uint64, shard, shards int, limit uint64, ports bool) error {
+	cyc, err := target.NewCycle(space.Size(), seed)
+	if err != nil {
+		return err
+	}
+	walk, err := cyc.Shard(shard, shards)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 1<<16)
+	var buf []byte
+	n := uint64(0)
+	for k, ok := walk.Next(); ok && (limit == 0 || n < limit); k, ok = walk.Next() {
+		a, p := space.At(k)
+		buf = target.AddrFrom(a).AppendTo(buf[:0])
+		if ports {
+			buf = append(buf, ':')
+			buf = strconv.AppendUint(buf, uint64(p), 10)
+		}
+		buf = append(buf, '\n')
+		if _, err := bw.Write(buf); err != nil {
+			return err
+		}
+		n++
+	}
+	return bw.Flush()
+}
+
+func writeMetadata(name string, sum *scan.Summary) error {
+	doc := struct {
+		*scan.Summary
+		Vantage version.Info `json:"vantage"`
+		Args    []string     `json:"args"`
+	}{sum, version.Get(), os.Args[1:]}
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(name, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write metadata: %w", err)
+	}
+	return nil
+}
