@@ -23,6 +23,9 @@ type Info struct {
 func Get() Info {
 	i := Info{Version: Version, Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	if bi, ok := debug.ReadBuildInfo(); ok {
+		if i.Version == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			i.Version = bi.Main.Version // a pseudo-version from the VCS stamp
+		}
 		for _, s := range bi.Settings {
 			switch s.Key {
 			case "vcs.revision":
