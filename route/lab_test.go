@@ -3,13 +3,17 @@ package route
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/vantagehq/vantage/internal/lab"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,18 +29,42 @@ const (
 	labNobody  = "192.0.2.99"
 )
 
+// The lab is brought up (and its lock taken) by the first lab test, and
+// released after the last test of the package.
+var (
+	labOnce sync.Once
+	theLab  *lab.Lab
+	labErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if theLab != nil {
+		if err := theLab.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
 // inLab runs fn on the test goroutine's thread switched into the nl-scan
 // namespace, or skips the test naming the missing prerequisite. fn must not
 // start subtests or goroutines: they would run in the original namespace.
 func inLab(t *testing.T, fn func()) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("lab test needs root (setns)")
+	if why := lab.Unavailable(); why != "" {
+		t.Skip("skipping lab test: " + why)
+	}
+	labOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		theLab, labErr = lab.Up(ctx)
+	})
+	if labErr != nil {
+		t.Fatal(labErr)
 	}
 	nsPath := "/var/run/netns/" + labNetns
-	if _, err := os.Stat(nsPath); err != nil {
-		t.Skipf("lab test needs network namespace %s (%s missing): start the netlab lab", labNetns, nsPath)
-	}
 	runtime.LockOSThread()
 	orig, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
