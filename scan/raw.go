@@ -80,7 +80,7 @@ func (s *scanner) openRaw(ctx context.Context) (*rawIO, error) {
 	// are a fraction of what is sent and only headers are kept: small
 	// blocks that retire every few milliseconds keep latency low.
 	r.rx, err = afpacket.NewRX(afpacket.RXConfig{
-		Ifindex: path.Index, BlockSize: 256 << 10, Blocks: 32, Timeout: 5 * time.Millisecond,
+		Ifindex: path.Index, BlockSize: 256 << 10, Blocks: 16, Timeout: 5 * time.Millisecond,
 		Filter: afpacket.IPv4Filter(src, s.cfg.Module.Protocols, 128),
 	})
 	if err != nil {

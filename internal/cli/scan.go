@@ -27,7 +27,7 @@ type scanFlags struct {
 	targetFiles, excludeFiles, excludes      []string
 	allowReserved                            []string
 	rate, senders, probes                    int
-	cooldown, maxRuntime                     time.Duration
+	cooldown, maxRuntime, statusInterval     time.Duration
 	maxTargets                               uint64
 	seed                                     string
 	shards, shard                            int
@@ -111,6 +111,7 @@ bear; the default is 10,000 probes per second.`,
 	fl.StringVar(&f.scanID, "scan-id", "", "identifier written with every result (default: random)")
 	fl.BoolVar(&f.dedupFull, "dedup-full", false, "remember every answering target exactly (memory grows with hits) instead of the last million")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no status line or summary on stderr")
+	fl.DurationVar(&f.statusInterval, "status-interval", time.Second, "time between status lines")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the targets in probe order instead of sending anything")
 	return cmd
 }
@@ -225,7 +226,7 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 		Probes: f.probes, Rate: f.rate, Senders: f.senders, Cooldown: f.cooldown, MaxTargets: f.maxTargets,
 		MaxRuntime: f.maxRuntime, Interface: f.iface, TTL: f.ttl, QdiscBypass: f.qdiscBypass, SendMethod: f.sendMethod,
 		Connect: f.connect, ConnectTimeout: f.connectTimeout, Concurrency: f.concurrency,
-		DedupFull: f.dedupFull, ScanID: f.scanID, Log: log,
+		DedupFull: f.dedupFull, ScanID: f.scanID, Log: log, StatusInterval: f.statusInterval,
 	}
 	if f.sendMethod != "mmsg" && f.sendMethod != "ring" {
 		return usagef("--send-method %q: want mmsg or ring", f.sendMethod)

@@ -2,12 +2,15 @@ package netlab_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vantagehq/vantage/internal/lab"
 )
@@ -225,4 +228,64 @@ func subset(truth map[string]bool, cidr string) map[string]bool {
 		}
 	}
 	return out
+}
+
+// Ctrl-C stops sending at once, writes what was found, prints the summary
+// and exits with 130.
+func TestInterruptWritesSummary(t *testing.T) {
+	needLab(t)
+	dir, err := os.MkdirTemp("", "vantage-int-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	out, meta := filepath.Join(dir, "out.json"), filepath.Join(dir, "meta.json")
+	cmd := lab.Command(context.Background(), lab.NSScan, binary, "scan", "-p", "80", "-r", "10000",
+		"--allow-reserved", lab.Farm, lab.Farm, "-o", out, "--metadata", meta, "--status-interval", "100ms")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// wait until the status line shows probes going out, then interrupt
+	for i := 0; i < 100 && !strings.Contains(stderr.String(), "sent "); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	cmd.Process.Signal(os.Interrupt)
+	err = cmd.Wait()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	if code != 130 {
+		t.Fatalf("exit %d, want 130\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "interrupted after") {
+		t.Errorf("no summary on stderr:\n%s", stderr.String())
+	}
+	b, err := os.ReadFile(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m summary
+	json.Unmarshal(b, &m)
+	results, _ := os.ReadFile(out)
+	n := strings.Count(string(results), "\n")
+	t.Logf("interrupted after %d probes with %d results", m.Sent, n)
+	if m.StopReason != "interrupted" || m.Sent == 0 || m.Sent >= lab.FarmSize || uint64(n) != m.Hits {
+		t.Errorf("metadata %+v, %d results written", m, n)
+	}
+}
+
+// --max-targets stops after exactly that many targets.
+func TestMaxTargets(t *testing.T) {
+	needLab(t)
+	r := scan(t, nil, append([]string{"-q", "-p", "22,80", "-r", "0", "-n", "12345"}, farmArgs...)...)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if r.meta.Targets != 12345 || r.meta.Sent != 12345 || r.meta.StopReason != "max-targets" {
+		t.Errorf("targets %d, probes %d, stop %q; want 12345, 12345, max-targets", r.meta.Targets, r.meta.Sent, r.meta.StopReason)
+	}
 }
