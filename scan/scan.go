@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -121,6 +122,7 @@ type scanner struct {
 	c       counters
 	claimed atomic.Uint64 // targets claimed by senders, for MaxTargets
 	results chan Result
+	mu      sync.Mutex // guards dedup: connect mode emits from many goroutines
 	dedup   dedup
 	sum     Summary
 	log     *slog.Logger
@@ -204,17 +206,13 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 	cancelSend()
 	close(s.results)
-	outErr := <-outDone
+	if outErr := <-outDone; err == nil {
+		err = outErr
+	}
 	close(stopStatus)
 	<-statusDone
 
 	s.finish(ctx, sendCtx, err)
-	if err == nil {
-		err = outErr
-	}
-	if err != nil {
-		s.sum.StopReason = "error"
-	}
 	s.printSummary()
 	return &s.sum, err
 }
@@ -302,7 +300,10 @@ func (s *scanner) emit(addr uint32, r Reply, now time.Time) {
 		s.c.invalid.Add(1)
 		return
 	}
-	if s.dedup.seen(pos) {
+	s.mu.Lock()
+	dup := s.dedup.seen(pos)
+	s.mu.Unlock()
+	if dup {
 		s.c.dups.Add(1)
 		return
 	}

@@ -198,6 +198,8 @@ func (b *bench) summary(env []string) string {
 		p("")
 		p("## Rate accuracy (requested vs achieved; error = (achieved - requested) / requested)")
 		p("")
+		p("Slices sized for 2-3 s of sending; 100,000 pps uses 2 probes per target (zmap 2.1.1 paces targets, so it gets -r 50000 -P 2).")
+		p("")
 		t.header("tool", "requested", "targets × probes", "runs", "achieved pps (scan0)", "error %", "tool's send_rate_pps", "error %", "send window s", "recall %")
 		for _, g := range rate {
 			r0 := g.runs[0]

@@ -92,7 +92,13 @@ var tools = []*tool{
 			if len(s.Ports) != 1 {
 				return nil, errors.New("zmap scans one port per run")
 			}
-			return []string{"-q", "-p", strconv.Itoa(s.Ports[0]), "-r", strconv.Itoa(s.Rate),
+			// zmap 2.1.1 paces targets, not packets: with -P k it sends k
+			// probes per rate slot (and counts targets in total_sent).
+			rate := s.Rate
+			if rate > 0 && s.Probes > 1 {
+				rate = max(rate/s.Probes, 1)
+			}
+			return []string{"-q", "-p", strconv.Itoa(s.Ports[0]), "-r", strconv.Itoa(rate),
 				"-P", strconv.Itoa(s.Probes), "-i", lab.ScanIF, "-S", lab.ScanIP, "-G", lab.GatewayMC,
 				"-b", f.Blocklist, "-c", strconv.Itoa(cooldown), "-o", f.Hits, "-m", f.Meta,
 				s.CIDR.String()}, nil

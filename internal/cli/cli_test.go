@@ -55,6 +55,7 @@ func TestCommandLine(t *testing.T) {
 		{name: "shard out of range", args: []string{"scan", "-p", "80", "--shards", "2", "--shard", "2", "--seed", "1", "11.0.0.1"}, code: ExitUsage, stderr: []string{"0 <= shard < shards"}},
 		{name: "icmp takes no ports", args: []string{"scan", "-M", "icmp_echo", "-p", "80", "11.0.0.1"}, code: ExitUsage, stderr: []string{"takes no ports"}},
 		{name: "unknown module", args: []string{"scan", "-M", "udp_magic", "-p", "80", "11.0.0.1"}, code: ExitUsage, stderr: []string{"unknown probe module", "tcp_syn"}},
+		{name: "bad probe args", args: []string{"scan", "-p", "80", "--probe-args", "amiga", "11.0.0.1"}, code: ExitUsage, stderr: []string{"--probe-args", "linux, windows"}},
 		{name: "bad mac", args: []string{"scan", "-p", "80", "-G", "zz:zz", "11.0.0.1"}, code: ExitUsage, stderr: []string{"--gateway-mac"}},
 		{name: "bad states", args: []string{"scan", "-p", "80", "--states", "opne", "11.0.0.1"}, code: ExitUsage, stderr: []string{"unknown state"}},
 		{name: "dry run from stdin, reserved skipped", stdin: "11.0.0.0/30\n10.0.0.1\n", args: []string{"scan", "--dry-run", "-p", "80,443", "--seed", "5", "-"},

@@ -130,6 +130,11 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
+	// a module checks its arguments when it is made: do it before anything
+	// else, with placeholder addresses
+	if _, err := mod.New(scan.Env{Args: f.probeArgs, Probes: 1}); err != nil {
+		return usagef("--probe-args: %v", err)
+	}
 
 	// targets
 	targets, err := readTargets(cmd.InOrStdin(), args, f.targetFiles)
