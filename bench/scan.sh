@@ -16,6 +16,7 @@
 #   QUICK=1                        for CI: REPS=1, RATES="100000 0", rate accuracy at 1000 and
 #                                  100000 pps only (explicit REPS / RATES still win)
 #   TIMEOUT=120                    seconds before a scan is killed
+#   VANTAGE_ARGS="..."             flags added to every vantage scan (e.g. "--send-method ring")
 #   NETLAB=PATH                    the netlab script (default ../shared/netlab/netlab)
 #   NETLAB_KEEP=1                  keep the lab up if this run brought it up
 #
@@ -59,7 +60,7 @@ quick=false
 # Run in the background so that INT/TERM reach the bench at once: it kills the
 # running scan, deletes its nftables table and releases the lab before exiting.
 "$BIN/scanbench" -out "$OUT" -vantage "$BIN/vantage" -reps "$REPS" -rates "$RATES" \
-  -tools "$TOOLS" -quick="$quick" -timeout "${TIMEOUT}s" &
+  -tools "$TOOLS" -quick="$quick" -timeout "${TIMEOUT}s" -vantage-args "${VANTAGE_ARGS:-}" &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null || true' INT TERM
 rc=0

@@ -116,7 +116,7 @@ func TestPacerBatches(t *testing.T) {
 		max       int
 		wantBatch uint64
 	}{
-		{0, 256, 256}, {100, 256, 1}, {10000, 256, 10}, {1e6, 256, 256}, {1e9, 64, 64},
+		{0, 256, 256}, {100, 256, 1}, {10000, 256, 40}, {1e6, 256, 256}, {1e9, 64, 64},
 	} {
 		p := newPacer(tt.rate, tt.max)
 		if p.batch != tt.wantBatch || p.burst != 4*tt.wantBatch {

@@ -2,7 +2,11 @@ package scan
 
 import (
 	"context"
+	"runtime"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // pacer spreads packets over time at a fixed rate. It keeps an absolute
@@ -22,7 +26,7 @@ type pacer struct {
 func newPacer(rate float64, maxBatch int) *pacer {
 	p := &pacer{rate: rate, batch: uint64(maxBatch), start: time.Now()}
 	if rate > 0 {
-		p.batch = uint64(min(max(int(rate/1000), 1), maxBatch))
+		p.batch = uint64(min(max(int(rate/250), 1), maxBatch))
 	}
 	p.burst = 4 * p.batch
 	return p
@@ -49,6 +53,19 @@ func (p *pacer) next(ctx context.Context) uint64 {
 			return n
 		}
 		wake := time.Duration(float64(p.sent+p.batch) / p.rate * float64(time.Second))
-		time.Sleep(min(wake-elapsed, 50*time.Millisecond))
+		threadSleep(min(wake-elapsed, 50*time.Millisecond))
 	}
+}
+
+// threadSleep puts the calling thread to sleep in the kernel without telling
+// the Go scheduler. A sender wakes hundreds of times a second; through
+// time.Sleep each wake-up costs timer, netpoller and thread hand-offs, and
+// keeps the runtime's monitor thread polling every few microseconds, which
+// at 10k pps cost several times the CPU of sending. The sleeping goroutine
+// keeps its P, so other goroutines run on the remaining Ps; Gosched after
+// the sleep lets them run when there is only one.
+func threadSleep(d time.Duration) {
+	ts := unix.NsecToTimespec(int64(d))
+	unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0) // EINTR: the caller's loop sleeps again
+	runtime.Gosched()
 }

@@ -81,10 +81,13 @@ func parseFlags() (config, error) {
 	flag.IntVar(&c.reps, "reps", 3, "repetitions of every setting")
 	flag.StringVar(&rates, "rates", "10000 100000 0", "farm-scan rates in pps, space separated (0 = unlimited)")
 	flag.StringVar(&tools, "tools", "vantage zmap masscan", "tools to run, space separated")
+	var extra string
+	flag.StringVar(&extra, "vantage-args", "", "flags added to every vantage scan, e.g. \"--send-method ring\"")
 	flag.BoolVar(&c.quick, "quick", false, "fewer rate-accuracy points")
 	flag.DurationVar(&c.timeout, "timeout", 120*time.Second, "kill a scan that runs longer than this")
 	flag.DurationVar(&c.pause, "pause", time.Second, "pause between runs")
 	flag.Parse()
+	vantageExtra = strings.Fields(extra)
 	if c.out == "" || c.vantage == "" {
 		return c, errors.New("-out and -vantage are required")
 	}
@@ -570,8 +573,8 @@ func (b *bench) run(ctx context.Context, t *tool, s runSpec) (rec record, err er
 	}
 	if win, tx, ok := sampler.window(minGrowth); ok {
 		rec.WindowS = round(win.Seconds(), 4)
-		rec.PPS = round(float64(rec.Probes)/win.Seconds(), 0)
-		rec.DeliveredPPS = round(float64(rec.DeliveredSYN)/win.Seconds(), 0)
+		rec.PPS = round(float64(rec.Probes)/win.Seconds(), 1)
+		rec.DeliveredPPS = round(float64(rec.DeliveredSYN)/win.Seconds(), 1)
 		rec.TxPackets = tx
 	} else {
 		errs = append(errs, "no send window on "+lab.ScanIF)

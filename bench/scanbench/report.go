@@ -204,7 +204,7 @@ func (b *bench) summary(env []string) string {
 		for _, g := range rate {
 			r0 := g.runs[0]
 			t.row(g.tool, g.label, fmt.Sprintf("%s × %d", r0.Targets, r0.ProbesPerTarget), fmt.Sprint(len(g.runs)),
-				medRange(g.values(pps), 0), medRange(g.values(rateErr), 2), medRange(g.values(toolPPS), 0),
+				medRange(g.values(pps), 1), medRange(g.values(rateErr), 2), medRange(g.values(toolPPS), 1),
 				medRange(g.values(toolRateEr), 2), medRange(g.values(window), 3), medRange(g.values(recall), 2))
 		}
 	}

@@ -13,6 +13,9 @@ import (
 	"github.com/vantagehq/vantage/internal/lab"
 )
 
+// vantageExtra are flags added to every vantage command (-vantage-args).
+var vantageExtra []string
+
 // cooldown is how long every tool waits for late replies after its last
 // probe, in seconds.
 const cooldown = 2
@@ -78,9 +81,10 @@ var tools = []*tool{
 		name: "vantage",
 		bin:  "vantage", // replaced by -vantage
 		args: func(s runSpec, f runFiles) ([]string, error) {
-			return []string{"scan", "-q", "-p", joinPorts(s.Ports), "-r", strconv.Itoa(s.Rate),
+			args := []string{"scan", "-q", "-p", joinPorts(s.Ports), "-r", strconv.Itoa(s.Rate),
 				"-P", strconv.Itoa(s.Probes), "--allow-reserved", lab.Farm, s.CIDR.String(),
-				"-c", fmt.Sprintf("%ds", cooldown), "-o", f.Hits, "--metadata", f.Meta}, nil
+				"-c", fmt.Sprintf("%ds", cooldown), "-o", f.Hits, "--metadata", f.Meta}
+			return append(args, vantageExtra...), nil
 		},
 		hits:   vantageHits,
 		report: vantageReport,
