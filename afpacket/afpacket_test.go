@@ -5,11 +5,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/vantagehq/vantage/frame"
+	"github.com/vantagehq/vantage/internal/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -189,9 +189,8 @@ func TestRXRingFilter(t *testing.T) {
 // the pool in the wrong namespace.
 func privateNetns(t *testing.T) {
 	t.Helper()
-	runtime.LockOSThread()
-	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-		t.Skipf("skipping: cannot create a network namespace: %v", err)
+	if err := netns.Private(); err != nil {
+		t.Skipf("skipping: %v", err)
 	}
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {

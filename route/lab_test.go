@@ -7,15 +7,13 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/vantagehq/vantage/internal/lab"
-
-	"golang.org/x/sys/unix"
+	"github.com/vantagehq/vantage/internal/netns"
 )
 
 // Facts of the netlab scanner namespace.
@@ -64,26 +62,9 @@ func inLab(t *testing.T, fn func()) {
 	if labErr != nil {
 		t.Fatal(labErr)
 	}
-	nsPath := "/var/run/netns/" + labNetns
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
+	if err := netns.Do(labNetns, func() error { fn(); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	defer orig.Close()
-	ns, err := os.Open(nsPath)
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread() // still in the original namespace
-		t.Fatalf("setns %s: %v", nsPath, err)
-	}
-	defer restoreNetns(t, orig)
-	fn()
 }
 
 func TestLabLookup(t *testing.T) {

@@ -6,12 +6,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vantagehq/vantage/internal/netns"
 )
 
 func TestLookupLoopback(t *testing.T) {
@@ -134,33 +135,14 @@ func TestLookupUnreachable(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create a network namespace")
 	}
-	runtime.LockOSThread()
-	// /proc/thread-self, not /proc/self: that would be the main thread's namespace.
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
+	// the test's goroutine stays in the new namespace: its thread is
+	// discarded when the test returns
+	if err := netns.Private(); err != nil {
 		t.Skip("cannot create a network namespace:", err)
 	}
-	defer restoreNetns(t, orig)
 
-	_, err = Lookup(context.Background(), netip.MustParseAddr("192.0.2.1"))
+	_, err := Lookup(context.Background(), netip.MustParseAddr("192.0.2.1"))
 	if !errors.Is(err, unix.ENETUNREACH) || err.Error() != "route to 192.0.2.1: network is unreachable" {
 		t.Errorf("Lookup in an empty namespace: error = %v, want ENETUNREACH naming 192.0.2.1", err)
 	}
-}
-
-// restoreNetns moves the locked thread back into the namespace orig and
-// unlocks it. If that fails the thread stays locked, so the runtime ends it
-// with the goroutine instead of reusing it in the wrong namespace.
-func restoreNetns(t *testing.T, orig *os.File) {
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		t.Errorf("restore network namespace: %v (thread left locked)", err)
-		return
-	}
-	runtime.UnlockOSThread()
 }

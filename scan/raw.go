@@ -13,8 +13,8 @@ import (
 )
 
 // frameSender sends raw frames in batches. Two implementations:
-// afpacket.Batch (sendmmsg, the default) and afpacket.TX (a memory-mapped
-// TX ring).
+// afpacket.TX (a memory-mapped TX ring, the default) and afpacket.Batch
+// (sendmmsg).
 type frameSender interface {
 	Next() ([]byte, error)
 	Commit(n int)
@@ -92,13 +92,13 @@ func (s *scanner) openRaw(ctx context.Context) (*rawIO, error) {
 	for i := 0; i < s.cfg.Senders; i++ {
 		var tx frameSender
 		switch s.cfg.SendMethod {
-		case "ring":
-			tx, err = afpacket.NewTX(afpacket.TXConfig{
-				Ifindex: path.Index, MaxFrame: s.cfg.Module.MaxFrame, Frames: 4096, QdiscBypass: s.cfg.QdiscBypass,
-			})
-		default:
+		case "mmsg":
 			tx, err = afpacket.NewBatch(afpacket.BatchConfig{
 				Ifindex: path.Index, MaxFrame: s.cfg.Module.MaxFrame, Frames: 256, QdiscBypass: s.cfg.QdiscBypass,
+			})
+		default:
+			tx, err = afpacket.NewTX(afpacket.TXConfig{
+				Ifindex: path.Index, MaxFrame: s.cfg.Module.MaxFrame, Frames: 4096, QdiscBypass: s.cfg.QdiscBypass,
 			})
 		}
 		if err != nil {

@@ -51,7 +51,7 @@ type Config struct {
 	SrcPortLast  uint16
 	TTL          uint8  // default 64
 	QdiscBypass  bool   // send straight to the driver
-	SendMethod   string // "mmsg" (sendmmsg, default) or "ring" (TX ring)
+	SendMethod   string // "ring" (TX ring, default) or "mmsg" (sendmmsg)
 
 	// Connect mode: ordinary sockets; chosen explicitly or when raw sockets
 	// are not permitted.

@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strconv"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/vantagehq/vantage/internal/netns"
 )
 
 // txSampler reads the transmit packet counter of an interface in another
@@ -50,10 +49,13 @@ func startTxSampler(ns, iface string, period time.Duration) (*txSampler, error) 
 
 func (s *txSampler) run(ns, iface string, ready chan<- error) {
 	defer close(s.done)
-	runtime.LockOSThread() // for good: see the type's comment
-	f, err := openNetDev(ns)
-	if err != nil {
+	if err := netns.Join(ns); err != nil { // for good: see the type's comment
 		ready <- err
+		return
+	}
+	f, err := os.Open("/proc/thread-self/net/dev")
+	if err != nil {
+		ready <- fmt.Errorf("in %s: %w", ns, err)
 		return
 	}
 	defer f.Close()
@@ -92,24 +94,6 @@ func (s *txSampler) run(ns, iface string, ready chan<- error) {
 			}
 		}
 	}
-}
-
-// openNetDev opens /proc/thread-self/net/dev of namespace ns on the calling
-// thread, which must be locked and stays in ns.
-func openNetDev(ns string) (*os.File, error) {
-	nsf, err := os.Open("/run/netns/" + ns)
-	if err != nil {
-		return nil, fmt.Errorf("network namespace %s: %w", ns, err)
-	}
-	defer nsf.Close()
-	if err := unix.Setns(int(nsf.Fd()), unix.CLONE_NEWNET); err != nil {
-		return nil, fmt.Errorf("setns %s: %w", ns, err)
-	}
-	f, err := os.Open("/proc/thread-self/net/dev")
-	if err != nil {
-		return nil, fmt.Errorf("in %s: %w", ns, err)
-	}
-	return f, nil
 }
 
 // txPackets finds the tx_packets column of one interface in /proc/net/dev:

@@ -100,7 +100,7 @@ bear; the default is 10,000 probes per second.`,
 	fl.StringVar(&f.srcPorts, "source-port", "32768-60999", "source port range of probes")
 	fl.Uint8Var(&f.ttl, "ttl", 64, "IP TTL of probes")
 	fl.BoolVar(&f.qdiscBypass, "qdisc-bypass", true, "hand frames straight to the driver, skipping the kernel's queueing layer")
-	fl.StringVar(&f.sendMethod, "send-method", "mmsg", "how frames reach the kernel: mmsg (sendmmsg batches) or ring (memory-mapped TX ring)")
+	fl.StringVar(&f.sendMethod, "send-method", "ring", "how frames reach the kernel: ring (memory-mapped TX ring) or mmsg (sendmmsg batches)")
 	fl.BoolVar(&f.connect, "connect", false, "use connect() instead of raw frames (no root needed; slower, no TTL or window)")
 	fl.DurationVar(&f.connectTimeout, "connect-timeout", 3*time.Second, "connect mode: give up on a target after this long")
 	fl.IntVar(&f.concurrency, "concurrency", 512, "connect mode: connections in flight")

@@ -1,0 +1,78 @@
+// Package netns moves a goroutine's OS thread into another Linux network
+// namespace, for tests and tools that work inside netlab's namespaces. A
+// network namespace belongs to a thread, not a process: sockets a thread
+// opens, and /proc/thread-self/net, follow the thread's namespace. A thread
+// that cannot be returned to where it came from stays locked to its
+// goroutine, so the runtime discards it instead of reusing it elsewhere.
+package netns
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Path is the file of a named namespace (as `ip netns add` creates it), or
+// name itself when it is already a path.
+func Path(name string) string {
+	if strings.Contains(name, "/") {
+		return name
+	}
+	return "/run/netns/" + name
+}
+
+// Join moves the calling goroutine's thread into the namespace for good.
+// Call it at the top of a goroutine that works only there.
+func Join(name string) error {
+	runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+	return setns(Path(name))
+}
+
+// Private moves the calling goroutine's thread into a new, empty network
+// namespace (only a loopback interface, down) for good.
+func Private() error {
+	runtime.LockOSThread() // never unlocked, as in Join
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("new network namespace: %w", err)
+	}
+	return nil
+}
+
+// Do runs fn on the calling goroutine's thread inside the namespace and
+// then moves the thread back. fn must not start goroutines that expect to
+// be in the namespace: they run on other threads.
+func Do(name string, fn func() error) error {
+	runtime.LockOSThread()
+	orig, err := os.Open("/proc/thread-self/ns/net") // not /proc/self: that is the main thread's
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("current network namespace: %w", err)
+	}
+	defer orig.Close()
+	if err := setns(Path(name)); err != nil {
+		runtime.UnlockOSThread() // still where it was
+		return err
+	}
+	ferr := fn()
+	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		// stay locked: the runtime must not reuse a thread in the wrong namespace
+		return fmt.Errorf("return to the original network namespace: %w", err)
+	}
+	runtime.UnlockOSThread()
+	return ferr
+}
+
+func setns(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("network namespace: %w", err)
+	}
+	defer f.Close()
+	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("enter network namespace %s: %w", path, err)
+	}
+	return nil
+}
