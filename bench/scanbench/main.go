@@ -63,6 +63,12 @@ type config struct {
 	pause   time.Duration
 }
 
+// The main goroutine keeps the main thread, so the sampler's goroutine,
+// which moves its thread into nl-scan for good, never gets that thread: a
+// main thread left in nl-scan would make `netlab down` count this process
+// as part of the lab and kill it.
+func init() { runtime.LockOSThread() }
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "scanbench:", err)

@@ -26,8 +26,18 @@ func Path(name string) string {
 
 // Join moves the calling goroutine's thread into the namespace for good.
 // Call it at the top of a goroutine that works only there.
+//
+// It refuses the process's main thread: that thread cannot exit, so it
+// would stay in the namespace for the life of the process, and tools that
+// find a namespace's processes by their main thread (`ip netns pids`, and
+// `netlab down`, which kills them) would count the whole process in. A
+// program that uses Join keeps its main goroutine on the main thread with
+// runtime.LockOSThread in an init function.
 func Join(name string) error {
 	runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+	if unix.Gettid() == unix.Getpid() {
+		return fmt.Errorf("join network namespace %s: refusing to move the main thread (lock the main goroutine to it in init)", name)
+	}
 	return setns(Path(name))
 }
 
