@@ -42,24 +42,24 @@ func TestCommandLine(t *testing.T) {
 		{name: "unknown command", args: []string{"sacn"}, code: ExitUsage, stderr: []string{"unknown command"}},
 		{name: "unknown flag", args: []string{"scan", "--rtae", "5"}, code: ExitUsage, stderr: []string{"unknown flag", "--rtae"}},
 		{name: "no targets", args: []string{"scan", "-p", "80"}, code: ExitUsage, stderr: []string{"no targets"}},
-		{name: "no ports", args: []string{"scan", "11.0.0.1"}, code: ExitUsage, stderr: []string{"-p/--ports"}},
-		{name: "bad port", args: []string{"scan", "-p", "22,8o", "11.0.0.1"}, code: ExitUsage, stderr: []string{`"8o"`}},
-		{name: "bad target", args: []string{"scan", "-p", "80", "11.0.0.1", "11.0.0.300"}, code: ExitUsage, stderr: []string{`"11.0.0.300"`}},
+		{name: "no ports", args: []string{"scan", "192.0.2.1"}, code: ExitUsage, stderr: []string{"-p/--ports"}},
+		{name: "bad port", args: []string{"scan", "-p", "22,8o", "192.0.2.1"}, code: ExitUsage, stderr: []string{`"8o"`}},
+		{name: "bad target", args: []string{"scan", "-p", "80", "192.0.2.1", "192.0.2.300"}, code: ExitUsage, stderr: []string{`"192.0.2.300"`}},
 		{name: "ipv6 target", args: []string{"scan", "-p", "80", "2001:db8::1"}, code: ExitUsage, stderr: []string{"IPv6"}},
 		{name: "bad target file names the line", args: []string{"scan", "-p", "80", "-I", badTargets}, code: ExitUsage, stderr: []string{"targets.txt:3", `"not-an-ip"`}},
-		{name: "bad exclude file names the line", args: []string{"scan", "-p", "80", "-b", badExclude, "12.0.0.1"}, code: ExitUsage, stderr: []string{"exclude.conf:2", `"11.0.0.0/40"`}},
+		{name: "bad exclude file names the line", args: []string{"scan", "-p", "80", "-b", badExclude, "192.0.2.1"}, code: ExitUsage, stderr: []string{"exclude.conf:2", `"11.0.0.0/40"`}},
 		{name: "reserved only", args: []string{"scan", "-p", "80", "10.1.0.0/16"}, code: ExitUsage,
 			stderr: []string{"skipping 65536 target addresses in 10.0.0.0/8", "--allow-reserved 10.0.0.0/8", "no target address left"}},
-		{name: "allow something not reserved", args: []string{"scan", "-p", "80", "--allow-reserved", "11.0.0.0/8", "11.0.0.1"}, code: ExitUsage, stderr: []string{"not a reserved range"}},
-		{name: "shards need a seed", args: []string{"scan", "-p", "80", "--shards", "2", "11.0.0.1"}, code: ExitUsage, stderr: []string{"--seed"}},
-		{name: "shard out of range", args: []string{"scan", "-p", "80", "--shards", "2", "--shard", "2", "--seed", "1", "11.0.0.1"}, code: ExitUsage, stderr: []string{"0 <= shard < shards"}},
-		{name: "icmp takes no ports", args: []string{"scan", "-M", "icmp_echo", "-p", "80", "11.0.0.1"}, code: ExitUsage, stderr: []string{"takes no ports"}},
-		{name: "unknown module", args: []string{"scan", "-M", "udp_magic", "-p", "80", "11.0.0.1"}, code: ExitUsage, stderr: []string{"unknown probe module", "tcp_syn"}},
-		{name: "bad probe args", args: []string{"scan", "-p", "80", "--probe-args", "amiga", "11.0.0.1"}, code: ExitUsage, stderr: []string{"--probe-args", "linux, windows"}},
-		{name: "bad mac", args: []string{"scan", "-p", "80", "-G", "zz:zz", "11.0.0.1"}, code: ExitUsage, stderr: []string{"--gateway-mac"}},
-		{name: "bad states", args: []string{"scan", "-p", "80", "--states", "opne", "11.0.0.1"}, code: ExitUsage, stderr: []string{"unknown state"}},
-		{name: "dry run from stdin, reserved skipped", stdin: "11.0.0.0/30\n10.0.0.1\n", args: []string{"scan", "--dry-run", "-p", "80,443", "--seed", "5", "-"},
-			stdout: []string{"11.0.0.0:80\n", "11.0.0.3:443\n"}, stderr: []string{"skipping 1 target addresses in 10.0.0.0/8"}},
+		{name: "allow something not reserved", args: []string{"scan", "-p", "80", "--allow-reserved", "11.0.0.0/8", "192.0.2.1"}, code: ExitUsage, stderr: []string{"not a reserved range"}},
+		{name: "shards need a seed", args: []string{"scan", "-p", "80", "--shards", "2", "192.0.2.1"}, code: ExitUsage, stderr: []string{"--seed"}},
+		{name: "shard out of range", args: []string{"scan", "-p", "80", "--shards", "2", "--shard", "2", "--seed", "1", "192.0.2.1"}, code: ExitUsage, stderr: []string{"0 <= shard < shards"}},
+		{name: "icmp takes no ports", args: []string{"scan", "-M", "icmp_echo", "-p", "80", "192.0.2.1"}, code: ExitUsage, stderr: []string{"takes no ports"}},
+		{name: "unknown module", args: []string{"scan", "-M", "udp_magic", "-p", "80", "192.0.2.1"}, code: ExitUsage, stderr: []string{"unknown probe module", "tcp_syn"}},
+		{name: "bad probe args", args: []string{"scan", "-p", "80", "--probe-args", "amiga", "192.0.2.1"}, code: ExitUsage, stderr: []string{"--probe-args", "linux, windows"}},
+		{name: "bad mac", args: []string{"scan", "-p", "80", "-G", "zz:zz", "192.0.2.1"}, code: ExitUsage, stderr: []string{"--gateway-mac"}},
+		{name: "bad states", args: []string{"scan", "-p", "80", "--states", "opne", "192.0.2.1"}, code: ExitUsage, stderr: []string{"unknown state"}},
+		{name: "dry run from stdin, reserved skipped", stdin: "198.18.0.0/30\n10.0.0.1\n", args: []string{"scan", "--dry-run", "-p", "80,443", "--seed", "5", "--allow-reserved", "198.18.0.0/15", "-"},
+			stdout: []string{"198.18.0.0:80\n", "198.18.0.3:443\n"}, stderr: []string{"skipping 1 target addresses in 10.0.0.0/8"}},
 		{name: "dry run with allowed reserved range", args: []string{"scan", "--dry-run", "-M", "icmp_echo", "--seed", "1", "--allow-reserved", "198.18.0.0/15", "198.18.0.0/31"},
 			stdout: []string{"198.18.0.0\n", "198.18.0.1\n"}},
 	}
@@ -93,15 +93,15 @@ func TestDryRunOrder(t *testing.T) {
 		}
 		return strings.Fields(out)
 	}
-	a := lines("--seed", "9", "11.0.0.0/24")
-	b := lines("--seed", "9", "11.0.0.0/24")
-	c := lines("--seed", "10", "11.0.0.0/24")
+	a := lines("--seed", "9", "198.18.0.0/24", "--allow-reserved", "198.18.0.0/15")
+	b := lines("--seed", "9", "198.18.0.0/24", "--allow-reserved", "198.18.0.0/15")
+	c := lines("--seed", "10", "198.18.0.0/24", "--allow-reserved", "198.18.0.0/15")
 	if len(a) != 512 || strings.Join(a, " ") != strings.Join(b, " ") || strings.Join(a, " ") == strings.Join(c, " ") {
 		t.Fatalf("seeded order not reproducible or not seed-dependent (%d targets)", len(a))
 	}
 	seen := map[string]bool{}
 	for i := 0; i < 4; i++ {
-		for _, l := range lines("--seed", "9", "--shards", "4", "--shard", string(rune('0'+i)), "11.0.0.0/24") {
+		for _, l := range lines("--seed", "9", "--shards", "4", "--shard", string(rune('0'+i)), "198.18.0.0/24", "--allow-reserved", "198.18.0.0/15") {
 			if seen[l] {
 				t.Fatalf("%s in two shards", l)
 			}
@@ -111,7 +111,7 @@ func TestDryRunOrder(t *testing.T) {
 	if len(seen) != 512 {
 		t.Fatalf("shards cover %d targets, want 512", len(seen))
 	}
-	if got := lines("--seed", "9", "-n", "7", "11.0.0.0/24"); len(got) != 7 {
+	if got := lines("--seed", "9", "-n", "7", "198.18.0.0/24", "--allow-reserved", "198.18.0.0/15"); len(got) != 7 {
 		t.Fatalf("--max-targets 7 gave %d", len(got))
 	}
 }

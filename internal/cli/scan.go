@@ -126,17 +126,14 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	mod, err := scan.Lookup(f.module)
+	// Every flag is checked before any target is read, so a mistake is
+	// reported the same way whatever the targets are.
+	cfg, err := f.config()
 	if err != nil {
-		return usageError{err}
+		return err
 	}
-	// a module checks its arguments when it is made: do it before anything
-	// else, with placeholder addresses
-	if _, err := mod.New(scan.Env{Args: f.probeArgs, Probes: 1}); err != nil {
-		return usagef("--probe-args: %v", err)
-	}
+	cfg.Log = log
 
-	// targets
 	targets, err := readTargets(cmd.InOrStdin(), args, f.targetFiles)
 	if err != nil {
 		return err
@@ -144,33 +141,9 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 	if targets.Empty() {
 		return usagef("no targets: give addresses, CIDRs or ranges as arguments, --targets-file FILE, or '-' for stdin")
 	}
-
-	// exclusions
-	pol := target.NewPolicy()
-	for _, a := range f.allowReserved {
-		r, err := target.ParseRange(a)
-		if err != nil {
-			return usagef("--allow-reserved %q: %v", a, err)
-		}
-		if err := pol.AllowReserved(r); err != nil {
-			return usageError{err}
-		}
-	}
-	for _, e := range f.excludes {
-		set, err := target.ParseTargetList([]string{e}, "--exclude")
-		if err != nil {
-			return usageError{err}
-		}
-		for _, r := range set.Ranges() {
-			pol.Exclude(target.Labeled{Range: r, Reason: "--exclude " + e})
-		}
-	}
-	for _, name := range f.excludeFiles {
-		ls, err := readLabeled(name)
-		if err != nil {
-			return err
-		}
-		pol.Exclude(ls...)
+	pol, err := f.policy()
+	if err != nil {
+		return err
 	}
 	allowed, dropped := pol.Apply(targets)
 	for _, d := range dropped {
@@ -183,84 +156,16 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 	if allowed.Empty() {
 		return usagef("no target address left to scan after exclusions")
 	}
-
-	// ports
-	var ports []uint16
-	if mod.UsesPorts {
-		if f.ports == "" {
-			return usagef("no ports: give -p/--ports, e.g. -p 22,80,443 (see 'vantage help targets')")
-		}
-		if ports, err = target.ParsePorts(f.ports); err != nil {
-			return usageError{err}
-		}
-	} else {
-		if f.ports != "" {
-			return usagef("probe module %s takes no ports: drop -p/--ports", mod.Name)
-		}
-		ports = []uint16{0}
+	ports := []uint16{0} // address-only probes
+	if cfg.Module.UsesPorts {
+		ports, _ = target.ParsePorts(f.ports) // checked in config
 	}
-	space, err := target.NewSpace(allowed, ports)
-	if err != nil {
+	if cfg.Space, err = target.NewSpace(allowed, ports); err != nil {
 		return usageError{err}
 	}
 
-	// order and shards
-	var seed uint64
-	switch {
-	case f.seed != "":
-		if seed, err = strconv.ParseUint(f.seed, 0, 64); err != nil {
-			return usagef("--seed %q: not an unsigned integer", f.seed)
-		}
-	case f.shards > 1:
-		return usagef("--shards needs --seed: every shard of a scan must use the same seed")
-	default:
-		var b [8]byte
-		rand.Read(b[:])
-		seed = binary.LittleEndian.Uint64(b[:])
-	}
-	if f.shards < 1 || f.shard < 0 || f.shard >= f.shards {
-		return usagef("--shard %d --shards %d: want 0 <= shard < shards", f.shard, f.shards)
-	}
-
 	if f.dryRun {
-		return dryRun(cmd.OutOrStdout(), space, seed, f.shard, f.shards, f.maxTargets, mod.UsesPorts)
-	}
-
-	cfg := scan.Config{
-		Space: space, Seed: seed, Shard: f.shard, Shards: f.shards, Module: mod, ProbeArgs: f.probeArgs,
-		Probes: f.probes, Rate: f.rate, Senders: f.senders, Cooldown: f.cooldown, MaxTargets: f.maxTargets,
-		MaxRuntime: f.maxRuntime, Interface: f.iface, TTL: f.ttl, QdiscBypass: f.qdiscBypass, SendMethod: f.sendMethod,
-		Connect: f.connect, ConnectTimeout: f.connectTimeout, Concurrency: f.concurrency,
-		DedupFull: f.dedupFull, ScanID: f.scanID, Log: log, StatusInterval: f.statusInterval,
-	}
-	if f.sendMethod != "mmsg" && f.sendMethod != "ring" {
-		return usagef("--send-method %q: want mmsg or ring", f.sendMethod)
-	}
-	if f.probes < 1 || f.senders < 1 || f.concurrency < 1 || f.rate < 0 {
-		return usagef("--probes, --senders and --concurrency must be at least 1, --rate at least 0")
-	}
-	if f.srcIP != "" {
-		a, err := netip.ParseAddr(f.srcIP)
-		if err != nil || !a.Is4() {
-			return usagef("--source-ip %q: not an IPv4 address", f.srcIP)
-		}
-		cfg.SrcIP = a
-	}
-	if cfg.SrcMAC, err = parseMAC("--source-mac", f.srcMAC); err != nil {
-		return err
-	}
-	if cfg.GatewayMAC, err = parseMAC("--gateway-mac", f.gwMAC); err != nil {
-		return err
-	}
-	if cfg.SrcPortFirst, cfg.SrcPortLast, err = parsePortRange(f.srcPorts); err != nil {
-		return usagef("--source-port %q: %v", f.srcPorts, err)
-	}
-	states := f.states
-	if states == "" {
-		states = "open,up"
-	}
-	if cfg.States, err = scan.ParseStates(states); err != nil {
-		return usagef("--states: %v", err)
+		return dryRun(cmd.OutOrStdout(), cfg.Space, cfg.Seed, f.shard, f.shards, f.maxTargets, cfg.Module.UsesPorts)
 	}
 
 	out := cmd.OutOrStdout()
@@ -278,7 +183,7 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 	if !f.quiet {
 		cfg.Status = stderr
 		fmt.Fprintf(stderr, "vantage: scanning %d targets (%d addresses x %d ports), shard %d of %d, seed %d, at %s\n",
-			(space.Size()+uint64(f.shards)-1)/uint64(f.shards), space.Addresses(), len(ports), f.shard, f.shards, seed, rateText(f.rate))
+			(cfg.Space.Size()+uint64(f.shards)-1)/uint64(f.shards), cfg.Space.Addresses(), len(ports), f.shard, f.shards, cfg.Seed, rateText(f.rate))
 	}
 
 	sum, err := scan.Run(cmd.Context(), cfg)
@@ -294,6 +199,115 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 		return errInterrupted
 	}
 	return nil
+}
+
+// config checks every flag and builds the scan configuration, without the
+// target space and the output.
+func (f *scanFlags) config() (scan.Config, error) {
+	mod, err := scan.Lookup(f.module)
+	if err != nil {
+		return scan.Config{}, usageError{err}
+	}
+	// a module checks its arguments when it is made: placeholder addresses will do
+	if _, err := mod.New(scan.Env{Args: f.probeArgs, Probes: 1}); err != nil {
+		return scan.Config{}, usagef("--probe-args: %v", err)
+	}
+	if mod.UsesPorts {
+		if f.ports == "" {
+			return scan.Config{}, usagef("no ports: give -p/--ports, e.g. -p 22,80,443 (see 'vantage help targets')")
+		}
+		if _, err := target.ParsePorts(f.ports); err != nil {
+			return scan.Config{}, usageError{err}
+		}
+	} else if f.ports != "" {
+		return scan.Config{}, usagef("probe module %s takes no ports: drop -p/--ports", mod.Name)
+	}
+	cfg := scan.Config{
+		Module: mod, ProbeArgs: f.probeArgs, Shard: f.shard, Shards: f.shards,
+		Probes: f.probes, Rate: f.rate, Senders: f.senders, Cooldown: f.cooldown, MaxTargets: f.maxTargets,
+		MaxRuntime: f.maxRuntime, Interface: f.iface, TTL: f.ttl, QdiscBypass: f.qdiscBypass, SendMethod: f.sendMethod,
+		Connect: f.connect, ConnectTimeout: f.connectTimeout, Concurrency: f.concurrency,
+		DedupFull: f.dedupFull, ScanID: f.scanID, StatusInterval: f.statusInterval,
+	}
+	switch {
+	case f.seed != "":
+		if cfg.Seed, err = strconv.ParseUint(f.seed, 0, 64); err != nil {
+			return cfg, usagef("--seed %q: not an unsigned integer", f.seed)
+		}
+	case f.shards > 1:
+		return cfg, usagef("--shards needs --seed: every shard of a scan must use the same seed")
+	default:
+		var b [8]byte
+		rand.Read(b[:])
+		cfg.Seed = binary.LittleEndian.Uint64(b[:])
+	}
+	if f.shards < 1 || f.shard < 0 || f.shard >= f.shards {
+		return cfg, usagef("--shard %d --shards %d: want 0 <= shard < shards", f.shard, f.shards)
+	}
+	if f.sendMethod != "mmsg" && f.sendMethod != "ring" {
+		return cfg, usagef("--send-method %q: want ring or mmsg", f.sendMethod)
+	}
+	if f.probes < 1 || f.senders < 1 || f.concurrency < 1 || f.rate < 0 {
+		return cfg, usagef("--probes, --senders and --concurrency must be at least 1, --rate at least 0")
+	}
+	if f.srcIP != "" {
+		a, err := netip.ParseAddr(f.srcIP)
+		if err != nil || !a.Is4() {
+			return cfg, usagef("--source-ip %q: not an IPv4 address", f.srcIP)
+		}
+		cfg.SrcIP = a
+	}
+	if cfg.SrcMAC, err = parseMAC("--source-mac", f.srcMAC); err != nil {
+		return cfg, err
+	}
+	if cfg.GatewayMAC, err = parseMAC("--gateway-mac", f.gwMAC); err != nil {
+		return cfg, err
+	}
+	if cfg.SrcPortFirst, cfg.SrcPortLast, err = parsePortRange(f.srcPorts); err != nil {
+		return cfg, usagef("--source-port %q: %v", f.srcPorts, err)
+	}
+	states := f.states
+	if states == "" {
+		states = "open,up"
+	}
+	if cfg.States, err = scan.ParseStates(states); err != nil {
+		return cfg, usagef("--states: %v", err)
+	}
+	if _, err := scan.NewWriter(f.format, io.Discard); err != nil {
+		return cfg, usageError{err}
+	}
+	return cfg, nil
+}
+
+// policy builds the exclusion policy from the flags and files.
+func (f *scanFlags) policy() (*target.Policy, error) {
+	pol := target.NewPolicy()
+	for _, a := range f.allowReserved {
+		r, err := target.ParseRange(a)
+		if err != nil {
+			return nil, usagef("--allow-reserved %q: %v", a, err)
+		}
+		if err := pol.AllowReserved(r); err != nil {
+			return nil, usageError{err}
+		}
+	}
+	for _, e := range f.excludes {
+		set, err := target.ParseTargetList([]string{e}, "--exclude")
+		if err != nil {
+			return nil, usageError{err}
+		}
+		for _, r := range set.Ranges() {
+			pol.Exclude(target.Labeled{Range: r, Reason: "--exclude " + e})
+		}
+	}
+	for _, name := range f.excludeFiles {
+		ls, err := readLabeled(name)
+		if err != nil {
+			return nil, err
+		}
+		pol.Exclude(ls...)
+	}
+	return pol, nil
 }
 
 func rateText(rate int) string {
