@@ -128,10 +128,6 @@ type scanner struct {
 	log     *slog.Logger
 }
 
-// ErrNoRawSockets is returned when raw mode cannot open its sockets and
-// connect mode cannot replace it.
-var ErrNoRawSockets = afpacket.ErrPermission
-
 // Run performs a scan and returns its summary. It returns when every probe
 // has been sent and the cooldown is over, when MaxTargets or MaxRuntime stop
 // it, or when ctx is cancelled (an interrupted scan still returns its

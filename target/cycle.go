@@ -54,12 +54,6 @@ func NewCycle(n uint64, seed uint64) (*Cycle, error) {
 // Size is n, the number of positions permuted.
 func (c *Cycle) Size() uint64 { return c.n }
 
-// Prime is the group's modulus.
-func (c *Cycle) Prime() uint64 { return c.p }
-
-// Generator is the group's primitive root chosen by the seed.
-func (c *Cycle) Generator() uint64 { return c.g }
-
 // Shard returns the walker over shard i of count (0 <= i < count).
 func (c *Cycle) Shard(i, count int) (*Walker, error) {
 	if count < 1 || i < 0 || i >= count {
@@ -94,7 +88,6 @@ func (w *Walker) Next() (uint64, bool) {
 		w.cur = mulmod(x, w.step, w.p)
 		w.steps--
 		if x <= w.n { // x in 1..p-1 stands for position x-1
-			w.yielded++
 			return x - 1, true
 		}
 	}
@@ -108,9 +101,6 @@ func (w *Walker) Progress() float64 {
 	}
 	return float64(w.total-w.steps) / float64(w.total)
 }
-
-// Yielded is the number of positions returned so far.
-func (w *Walker) Yielded() uint64 { return w.yielded }
 
 // Split returns part i of n of what w has left to yield: the positions w
 // would yield at indices i, i+n, i+2n, ... of its remaining walk. The parts

@@ -194,12 +194,6 @@ func (s *Set) ContainsAddr(a netip.Addr) bool {
 	return a.Is4() && s.Contains(AddrTo(a))
 }
 
-// Overlaps reports whether r shares at least one address with s.
-func (s *Set) Overlaps(r Range) bool {
-	i := sort.Search(len(s.r), func(i int) bool { return s.r[i].Hi >= r.Lo })
-	return i < len(s.r) && s.r[i].Lo <= r.Hi
-}
-
 // Prefixes returns s as the shortest list of CIDR blocks.
 func (s *Set) Prefixes() []netip.Prefix {
 	var out []netip.Prefix
