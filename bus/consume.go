@@ -1,0 +1,103 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vantagehq/vantage/record"
+)
+
+// Delivery is one message taken from a stream.
+type Delivery struct {
+	Batch *record.Batch
+	Size  int // bytes on the wire
+	msg   jetstream.Msg
+}
+
+// Handler stores a group of deliveries. It returns nil only when every
+// batch is durably stored: the messages are acknowledged after it returns,
+// and redelivered if it fails (or the process dies first), so the handler
+// must store a batch it has seen before exactly once.
+type Handler func(ctx context.Context, ds []Delivery) error
+
+// ConsumeStats are running totals of a consumer.
+type ConsumeStats struct {
+	Messages, Records, Rejected, Failures uint64
+}
+
+// Consume takes batches from a stream through a durable consumer, up to
+// max messages at a time, and calls h with each group until ctx is done.
+// Messages that do not decode are rejected (terminated: never redelivered)
+// and reported through onReject; they are a producer's bug, not data.
+func (b *Bus) Consume(ctx context.Context, stream, durable string, max int, h Handler, onReject func(subject string, err error)) error {
+	cons, err := b.JS.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		Durable:       durable,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       2 * time.Minute,
+		MaxAckPending: 4 * max,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
+	}
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		mb, err := cons.Fetch(max, jetstream.FetchMaxWait(250*time.Millisecond))
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			b.log.Warn("fetch from the bus", "stream", stream, "err", err)
+			sleep(ctx, backoff)
+			continue
+		}
+		var ds []Delivery
+		for m := range mb.Messages() {
+			batch, err := record.UnmarshalBatch(m.Data())
+			if err != nil {
+				m.Term()
+				if onReject != nil {
+					onReject(m.Subject(), err)
+				}
+				continue
+			}
+			ds = append(ds, Delivery{Batch: batch, Size: len(m.Data()), msg: m})
+		}
+		if err := mb.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
+			b.log.Warn("fetch from the bus", "stream", stream, "err", err)
+		}
+		if len(ds) == 0 {
+			continue
+		}
+		if err := h(ctx, ds); err != nil {
+			// not stored: let the bus deliver them again after a pause
+			for _, d := range ds {
+				d.msg.NakWithDelay(backoff)
+			}
+			if ctx.Err() == nil {
+				b.log.Error("store batches (will retry)", "stream", stream, "batches", len(ds), "err", err)
+			}
+			sleep(ctx, backoff)
+			backoff = min(2*backoff, 10*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		for _, d := range ds {
+			d.msg.Ack()
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
