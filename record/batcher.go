@@ -10,12 +10,12 @@ import (
 
 // BatcherConfig tunes a Batcher.
 type BatcherConfig struct {
-	Producer   string                                 // written into every batch
+	Producer   string                                    // written into every batch
 	Send       func(ctx context.Context, b *Batch) error // publishes one batch; must be idempotent per batch ID
-	MaxRecords int                                    // records per batch (default 1000)
-	MaxDelay   time.Duration                          // a partial batch goes out after this long (default 1s)
-	Queue      int                                    // full batches waiting to be sent before Add blocks (default 16)
-	OnError    func(err error, attempt int)           // told about failed sends (they are retried)
+	MaxRecords int                                       // records per batch (default 1000)
+	MaxDelay   time.Duration                             // a partial batch goes out after this long (default 1s)
+	Queue      int                                       // full batches waiting to be sent before Add blocks (default 16)
+	OnError    func(err error, attempt int)              // told about failed sends (they are retried)
 }
 
 // Batcher gathers records into batches and sends them in order from one
@@ -33,8 +33,8 @@ type Batcher struct {
 	pushers sync.WaitGroup
 	closing bool
 	done    chan struct{}
-	ctx   context.Context
-	stop  context.CancelFunc
+	ctx     context.Context
+	stop    context.CancelFunc
 
 	sentBatches, sentRecords, failures atomic.Uint64
 	closeOnce                          sync.Once

@@ -135,13 +135,23 @@ func TestUnknownFieldsSkipped(t *testing.T) {
 func TestMalformedBatches(t *testing.T) {
 	good := (&Batch{ID: NewID(), Events: []Event{{Sensor: "s", Src: netip.MustParseAddr("192.0.2.1")}}}).Marshal()
 	tests := map[string][]byte{
-		"no id":            (&Batch{Producer: "x"}).Marshal(),
-		"truncated":        good[:len(good)-3],
-		"field zero":       {0x00, 0x01},
-		"fixed64 wire":     {0x09, 1, 2, 3, 4, 5, 6, 7, 8},
-		"huge length":      {0x12, 0xff, 0xff, 0xff, 0xff, 0x0f},
-		"bad address size": func() []byte { e := encoder{}; e.id(1, NewID()); e.msg(4, func(e *encoder) { e.bytes(4, []byte{1, 2, 3}) }); return e.b }(),
-		"port too big":     func() []byte { e := encoder{}; e.id(1, NewID()); e.msg(4, func(e *encoder) { e.uint(7, 70000) }); return e.b }(),
+		"no id":        (&Batch{Producer: "x"}).Marshal(),
+		"truncated":    good[:len(good)-3],
+		"field zero":   {0x00, 0x01},
+		"fixed64 wire": {0x09, 1, 2, 3, 4, 5, 6, 7, 8},
+		"huge length":  {0x12, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"bad address size": func() []byte {
+			e := encoder{}
+			e.id(1, NewID())
+			e.msg(4, func(e *encoder) { e.bytes(4, []byte{1, 2, 3}) })
+			return e.b
+		}(),
+		"port too big": func() []byte {
+			e := encoder{}
+			e.id(1, NewID())
+			e.msg(4, func(e *encoder) { e.uint(7, 70000) })
+			return e.b
+		}(),
 	}
 	for name, data := range tests {
 		if _, err := UnmarshalBatch(data); err == nil {

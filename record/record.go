@@ -171,7 +171,7 @@ type Event struct {
 	Classification string `json:"classification,omitempty"` // benign, malicious, unknown
 	Actor          string `json:"actor,omitempty"`
 
-	SrcGeo     Geo    `json:"src_geo"`                // filled in at ingest
+	SrcGeo     Geo    `json:"src_geo"`               // filled in at ingest
 	DstCountry string `json:"dst_country,omitempty"` // the sensor's country
 }
 

@@ -28,7 +28,9 @@ const (
 // encoder appends fields to a buffer.
 type encoder struct{ b []byte }
 
-func (e *encoder) key(field, wire int) { e.b = binary.AppendUvarint(e.b, uint64(field)<<3|uint64(wire)) }
+func (e *encoder) key(field, wire int) {
+	e.b = binary.AppendUvarint(e.b, uint64(field)<<3|uint64(wire))
+}
 
 func (e *encoder) uint(field int, v uint64) {
 	if v != 0 {
