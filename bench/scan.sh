@@ -26,6 +26,8 @@
 # and waits if another lab user holds it. Expect about 8 minutes with the defaults,
 # 2 with QUICK=1. Other work on the machine (builds) adds noise to rates and CPU.
 set -euo pipefail
+# the store reads events through DuckDB's Arrow interface, which needs this tag
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-tags=duckdb_arrow"
 
 if [ "$(id -u)" != 0 ]; then
   echo "bench/scan.sh must run as root (network namespaces, raw sockets, nftables): sudo $0 $*" >&2

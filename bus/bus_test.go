@@ -32,7 +32,7 @@ func collect(t *testing.T, b *Bus, want int, h func([]Delivery) error) []*record
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		b.Consume(ctx, StreamEvents, "test", 10, func(_ context.Context, ds []Delivery) error {
+		b.Consume(ctx, StreamEvents, "test", ConsumeOptions{MaxMessages: 10}, func(_ context.Context, ds []Delivery) error {
 			if err := h(ds); err != nil {
 				return err
 			}
@@ -45,7 +45,7 @@ func collect(t *testing.T, b *Bus, want int, h func([]Delivery) error) []*record
 				cancel()
 			}
 			return nil
-		}, nil)
+		})
 	}()
 	<-done
 	mu.Lock()
@@ -114,13 +114,15 @@ func TestMalformedMessageRejected(t *testing.T) {
 	var rejected []string
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	b.Consume(cctx, StreamEvents, "test", 10, func(_ context.Context, ds []Delivery) error {
-		if len(ds) != 1 || ds[0].Batch.ID != good.ID {
-			t.Errorf("deliveries %+v", ds)
-		}
-		cancel()
-		return nil
-	}, func(subject string, err error) { rejected = append(rejected, subject) })
+	b.Consume(cctx, StreamEvents, "test", ConsumeOptions{MaxMessages: 10,
+		OnReject: func(subject string, err error) { rejected = append(rejected, subject) }},
+		func(_ context.Context, ds []Delivery) error {
+			if len(ds) != 1 || ds[0].Batch.ID != good.ID {
+				t.Errorf("deliveries %+v", ds)
+			}
+			cancel()
+			return nil
+		})
 	if len(rejected) != 1 || rejected[0] != "vantage.events.evil" {
 		t.Fatalf("rejected %v", rejected)
 	}

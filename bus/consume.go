@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,21 +30,50 @@ type ConsumeStats struct {
 	Messages, Records, Rejected, Failures uint64
 }
 
-// Consume takes batches from a stream through a durable consumer, up to
-// max messages at a time, and calls h with each group until ctx is done.
-// Messages that do not decode are rejected (terminated: never redelivered)
-// and reported through onReject; they are a producer's bug, not data.
-func (b *Bus) Consume(ctx context.Context, stream, durable string, max int, h Handler, onReject func(subject string, err error)) error {
+// ConsumeOptions tune a consumer.
+type ConsumeOptions struct {
+	MaxMessages int // messages handed to the handler at once (default 64)
+	// Workers fetch and handle groups concurrently (default 1): while one
+	// waits for the store, another decodes the next group.
+	Workers  int
+	OnReject func(subject string, err error) // told about messages that do not decode
+}
+
+// Consume takes batches from a stream through a durable consumer and calls
+// h with groups of up to MaxMessages until ctx is done. Messages that do
+// not decode are rejected (terminated: never redelivered) and reported
+// through OnReject; they are a producer's bug, not data.
+func (b *Bus) Consume(ctx context.Context, stream, durable string, opts ConsumeOptions, h Handler) error {
+	if opts.MaxMessages <= 0 {
+		opts.MaxMessages = 64
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 1
+	}
 	cons, err := b.JS.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
 		Durable:       durable,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       2 * time.Minute,
-		MaxAckPending: 4 * max,
+		MaxAckPending: 4 * opts.MaxMessages * opts.Workers,
 		MaxDeliver:    -1,
 	})
 	if err != nil {
 		return fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
 	}
+	var wg sync.WaitGroup
+	for i := 0; i < opts.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.consumeLoop(ctx, cons, stream, opts, h)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (b *Bus) consumeLoop(ctx context.Context, cons jetstream.Consumer, stream string, opts ConsumeOptions, h Handler) {
+	max, onReject := opts.MaxMessages, opts.OnReject
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		mb, err := cons.Fetch(max, jetstream.FetchMaxWait(250*time.Millisecond))
@@ -90,7 +120,6 @@ func (b *Bus) Consume(ctx context.Context, stream, durable string, max int, h Ha
 			d.msg.Ack()
 		}
 	}
-	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {

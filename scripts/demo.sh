@@ -7,6 +7,8 @@
 #
 #   sudo ./scripts/demo.sh            RATE=100000 by default (probes/s; 0 = full speed)
 set -euo pipefail
+# the store reads events through DuckDB's Arrow interface, which needs this tag
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-tags=duckdb_arrow"
 top="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$top"
 NETLAB="${NETLAB:-$(cd "$top/.." && pwd)/shared/netlab/netlab}"

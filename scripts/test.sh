@@ -9,6 +9,8 @@
 # Knobs: FUZZTIME (per fuzz target, default 5s; 0 skips fuzzing),
 #        BENCH=0 skips the quick benchmark, NETLAB=path/to/netlab.
 set -euo pipefail
+# the store reads events through DuckDB's Arrow interface, which needs this tag
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-tags=duckdb_arrow"
 top="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$top"
 export NETLAB="${NETLAB:-$(cd "$top/.." && pwd)/shared/netlab/netlab}"
@@ -28,6 +30,13 @@ if [ "$(id -u)" = 0 ]; then
 else
   echo "not root: netlab dependencies not installed; lab tests will skip"
 fi
+
+step "geo data (pinned npm packages, checked against enrich/geodata.lock)"
+if [ -z "${VANTAGE_GEODATA:-}" ]; then
+  if [ -w /var/cache ]; then VANTAGE_GEODATA=/var/cache/vantage-geodata; else VANTAGE_GEODATA="$HOME/.cache/vantage-geodata"; fi
+fi
+export VANTAGE_GEODATA
+scripts/geodata.sh "$VANTAGE_GEODATA"
 
 step "go mod download"
 go mod download

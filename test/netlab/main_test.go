@@ -42,7 +42,7 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	os.Chmod(dir, 0o755) // the fallback test runs the binary as nobody
 	binary = filepath.Join(dir, "vantage")
-	if out, err := exec.Command("go", "build", "-o", binary, "../../cmd/vantage").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-tags", "duckdb_arrow", "-o", binary, "../../cmd/vantage").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build vantage: %v\n%s", err, out)
 		return 1
 	}

@@ -1,0 +1,140 @@
+package ingest
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/vantagehq/vantage/bus"
+	"github.com/vantagehq/vantage/record"
+	"github.com/vantagehq/vantage/store"
+	"github.com/vantagehq/vantage/store/duckdb"
+)
+
+type fixedGeo struct{}
+
+func (fixedGeo) Lookup(a netip.Addr) record.Geo {
+	if a.Is4() && a.As4()[0] == 198 {
+		return record.Geo{Country: "DE"}
+	}
+	return record.Geo{Country: "US", ASN: 64500, Org: "Example"}
+}
+
+func setup(t testing.TB) (*bus.Bus, *duckdb.DB, *Ingester, context.CancelFunc, chan error) {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	b, err := bus.Open(ctx, bus.Config{Dir: dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := duckdb.Open(ctx, dir+"/store", duckdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := New(Config{Bus: b, Store: st, Geo: fixedGeo{}})
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- in.Run(rctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		st.Close()
+		b.Close()
+	})
+	return b, st, in, cancel, done
+}
+
+func synth(rng *rand.Rand, n int, now time.Time) []record.Event {
+	out := make([]record.Event, n)
+	tags := []string{"TCP_SYN", "ZMAP", "HTTP_SCANNER", "MIRAI"}
+	for i := range out {
+		k := uint32(rng.IntN(20000)) * 2654435761
+		out[i] = record.Event{
+			ID: record.NewID(), Time: now, Sensor: "s1",
+			Src:     netip.AddrFrom4([4]byte{byte(1 + k%220), byte(k >> 8), byte(k >> 16), byte(k >> 24)}),
+			SrcPort: uint16(rng.IntN(65536)), Dst: netip.AddrFrom4([4]byte{198, 51, 100, byte(128 + rng.IntN(128))}),
+			DstPort: 23, Transport: "tcp", TTL: 50, IPID: uint16(i), TCPFlags: 2, TCPWindow: 1024, TCPSeq: rng.Uint32(),
+			Tags: []string{tags[rng.IntN(len(tags))]},
+		}
+	}
+	return out
+}
+
+func waitStored(t testing.TB, st store.Store, events int64, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		r, err := st.SearchEvents(context.Background(), store.Search{Limit: 0})
+		if err == nil && r.Total >= events {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	u, _ := st.Usage(context.Background())
+	t.Fatalf("after %v: %d of %d events stored", timeout, u.Tables["events"].Rows, events)
+}
+
+func TestPublishToQueryable(t *testing.T) {
+	b, st, in, _, _ := setup(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 1))
+	batcher := record.NewBatcher(record.BatcherConfig{Producer: "sensor/t", Send: func(ctx context.Context, bt *record.Batch) error {
+		return b.Publish(ctx, bus.Subject(bus.StreamEvents, "sensor/t"), bt)
+	}})
+	for _, e := range synth(rng, 5000, time.Now().UTC()) {
+		batcher.AddEvent(e)
+	}
+	svc := record.Service{ScanID: "s", IP: netip.MustParseAddr("198.18.0.7"), Port: 80, Transport: "tcp", State: "open", Time: time.Now().UTC()}
+	svc.ID = record.ServiceID(svc.ScanID, svc.IP, svc.Port, svc.Transport)
+	if err := b.Publish(ctx, bus.Subject(bus.StreamResults, "scanner/t"), &record.Batch{ID: record.NewID(), Services: []record.Service{svc}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := batcher.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitStored(t, st, 5000, 30*time.Second)
+	h, err := st.Host(ctx, svc.IP)
+	for i := 0; err != nil && i < 100; i++ { // the results stream is consumed on its own
+		time.Sleep(50 * time.Millisecond)
+		h, err = st.Host(ctx, svc.IP)
+	}
+	if err != nil || len(h.Services) != 1 || h.Services[0].Geo.Country != "DE" {
+		t.Fatalf("host: %+v %v", h, err)
+	}
+	s := in.Stats()
+	if s.Events != 5000 || s.Services != 1 || s.Rejected != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// BenchmarkPublishToQueryable is the end-to-end ingest rate: events
+// published on the embedded bus by a batching producer until the store
+// counts them all.
+func BenchmarkPublishToQueryable(b *testing.B) {
+	bs, st, _, _, _ := setup(b)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(2, 2))
+	pool := synth(rng, 100000, time.Now().UTC())
+	b.ResetTimer()
+	var total int64
+	for i := 0; i < b.N; i++ {
+		const n = 1_000_000
+		batcher := record.NewBatcher(record.BatcherConfig{Producer: "bench", Queue: 64, Send: func(ctx context.Context, bt *record.Batch) error {
+			return bs.Publish(ctx, bus.Subject(bus.StreamEvents, "bench"), bt)
+		}})
+		for j := 0; j < n; j++ {
+			e := pool[j%len(pool)]
+			e.ID = record.NewID()
+			batcher.AddEvent(e)
+		}
+		if err := batcher.Close(ctx); err != nil {
+			b.Fatal(err)
+		}
+		total += n
+		waitStored(b, st, total, 5*time.Minute)
+	}
+	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "events/s")
+}

@@ -1,0 +1,144 @@
+// Package duckdb is the embedded store: one DuckDB database file in the data
+// directory. One connection writes (appenders inside a transaction per
+// ingest call); the pool's other connections read, isolated by DuckDB's
+// MVCC.
+package duckdb
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/vantagehq/vantage/store"
+)
+
+// Options tune the database.
+type Options struct {
+	Threads     int    // DuckDB worker threads (default: all cores)
+	MemoryLimit string // e.g. "4GB" (default: DuckDB's, 80% of RAM)
+	Retention   store.Retention
+	Log         *slog.Logger
+}
+
+// DB is the DuckDB store.
+type DB struct {
+	path      string
+	connector *duckdb.Connector
+	db        *sql.DB
+	w         *sql.Conn // the writer
+	wmu       sync.Mutex
+	opts      Options
+	log       *slog.Logger
+
+	// under wmu
+	seq        int64 // the last ingest call's number (events.seq)
+	profileSeq int64 // events up to this seq are folded into profiles
+
+	closing     chan struct{}
+	refreshDone chan struct{}
+}
+
+var _ store.Store = (*DB)(nil)
+
+// Open opens (creating if needed) the store in dir.
+func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("store directory: %w", err)
+	}
+	path := filepath.Join(dir, "vantage.duckdb")
+	connector, err := duckdb.NewConnector(path, func(execer driver.ExecerContext) error {
+		for _, s := range settings(opts) {
+			if _, err := execer.ExecContext(ctx, s, nil); err != nil {
+				return fmt.Errorf("%s: %w", s, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	s := &DB{path: path, connector: connector, db: sql.OpenDB(connector), opts: opts, log: opts.Log}
+	s.db.SetMaxIdleConns(8)
+	if s.w, err = s.db.Conn(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	for _, stmt := range schema {
+		if _, err := s.w.ExecContext(ctx, stmt); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("create schema (%s...): %w", firstLine(stmt), err)
+		}
+	}
+	if err := s.prepareWriter(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.loadSeqs(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.closing, s.refreshDone = make(chan struct{}), make(chan struct{})
+	go s.refresher()
+	return s, nil
+}
+
+func settings(opts Options) []string {
+	out := []string{
+		// fewer, larger checkpoints: the WAL is fsynced at every commit anyway
+		`SET checkpoint_threshold = '256MB'`,
+		// inserts need not keep their order: lets DuckDB parallelise more
+		`SET preserve_insertion_order = false`,
+	}
+	if opts.Threads > 0 {
+		out = append(out, fmt.Sprintf(`SET threads = %d`, opts.Threads))
+	}
+	if opts.MemoryLimit != "" {
+		out = append(out, fmt.Sprintf(`SET memory_limit = '%s'`, strings.ReplaceAll(opts.MemoryLimit, "'", "")))
+	}
+	return out
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// Close closes the database; the WAL makes an unclean stop safe too.
+func (s *DB) Close() error {
+	if s.closing != nil {
+		close(s.closing)
+		<-s.refreshDone
+		s.closing = nil
+	}
+	var errs []error
+	if s.w != nil {
+		errs = append(errs, s.w.Close())
+	}
+	if s.db != nil {
+		errs = append(errs, s.db.Close())
+	}
+	if s.connector != nil {
+		errs = append(errs, s.connector.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// raw runs fn with the writer's driver connection (for appenders).
+func (s *DB) raw(fn func(driver.Conn) error) error {
+	return s.w.Raw(func(c any) error { return fn(c.(driver.Conn)) })
+}

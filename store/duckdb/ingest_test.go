@@ -1,0 +1,105 @@
+package duckdb
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/vantagehq/vantage/record"
+)
+
+func openTest(t testing.TB) *DB {
+	t.Helper()
+	s, err := Open(context.Background(), t.TempDir(), Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// synthEvents makes n events from a pool of sources over the last hour.
+func synthEvents(rng *rand.Rand, n int, now time.Time) []record.Event {
+	tags := []string{"TCP_SYN", "ZMAP", "HTTP_SCANNER", "SSH_BRUTEFORCE", "MIRAI", "RDP_SCANNER", "LOG4SHELL"}
+	countries := []string{"US", "CN", "DE", "RU", "BR", "NL", "FR", "IN"}
+	out := make([]record.Event, n)
+	for i := range out {
+		// sources repeat, as scanners send many packets each: 20,000 of them
+		k := uint32(rng.IntN(20000)) * 2654435761
+		src := netip.AddrFrom4([4]byte{byte(1 + k%220), byte(k >> 8), byte(k >> 16), byte(k >> 24)})
+		out[i] = record.Event{
+			ID: record.NewID(), Time: now.Add(-time.Duration(rng.Int64N(int64(time.Hour)))), Sensor: fmt.Sprintf("s%d", rng.IntN(4)),
+			Src: src, SrcPort: uint16(rng.IntN(65536)), Dst: netip.AddrFrom4([4]byte{198, 51, 100, byte(128 + rng.IntN(128))}),
+			DstPort: uint16([]int{22, 23, 80, 443, 3389, 8080}[rng.IntN(6)]), Transport: "tcp", TTL: uint8(40 + rng.IntN(200)),
+			IPID: uint16(rng.IntN(65536)), TCPFlags: 2, TCPWindow: 65535, TCPSeq: rng.Uint32(), TCPOptions: "M1460",
+			Tags: []string{tags[rng.IntN(len(tags))]}, Classification: []string{"unknown", "malicious", "benign"}[rng.IntN(3)],
+			SrcGeo: record.Geo{Country: countries[rng.IntN(len(countries))], ASN: uint32(rng.IntN(60000)), Org: "Org"}, DstCountry: "DE",
+		}
+		if rng.IntN(4) == 0 {
+			out[i].Payload = []byte("GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: zgrab\r\n\r\n\xff\xfe")
+			out[i].HTTPPath, out[i].UserAgent, out[i].HTTPMethod = "/", "zgrab", "GET"
+		}
+	}
+	return out
+}
+
+func TestIngestIdempotent(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 1))
+	now := time.Now().UTC()
+	b1 := &record.Batch{ID: record.NewID(), Producer: "t", Events: synthEvents(rng, 100, now)}
+	b2 := &record.Batch{ID: record.NewID(), Producer: "t", Events: synthEvents(rng, 50, now)}
+	n, err := s.Ingest(ctx, []*record.Batch{b1, b1})
+	if err != nil || n != 1 {
+		t.Fatalf("first ingest: %d, %v", n, err)
+	}
+	n, err = s.Ingest(ctx, []*record.Batch{b1, b2})
+	if err != nil || n != 1 {
+		t.Fatalf("second ingest: %d, %v", n, err)
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var events, profileEvents int64
+	s.db.QueryRow("SELECT count(*) FROM events").Scan(&events)
+	s.db.QueryRow("SELECT sum(events) FROM profiles").Scan(&profileEvents)
+	if events != 150 || profileEvents != 150 {
+		t.Fatalf("events %d, profile events %d; want 150 each", events, profileEvents)
+	}
+	// the payload survives byte for byte, invalid UTF-8 included
+	var payload []byte
+	s.db.QueryRow("SELECT payload FROM events WHERE payload IS NOT NULL LIMIT 1").Scan(&payload)
+	if len(payload) == 0 || payload[len(payload)-1] != 0xfe {
+		t.Fatalf("payload %q", payload)
+	}
+}
+
+func BenchmarkIngestEvents(b *testing.B) {
+	s := openTest(b)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(2, 2))
+	now := time.Now().UTC()
+	const perBatch, perCall = 1000, 150
+	pool := make([]*record.Batch, 0, 50)
+	for i := 0; i < 150; i++ {
+		pool = append(pool, &record.Batch{ID: record.NewID(), Events: synthEvents(rng, perBatch, now)})
+	}
+	b.ResetTimer()
+	total := 0
+	for i := 0; i < b.N; i++ {
+		var call []*record.Batch
+		for j := 0; j < perCall; j++ {
+			src := pool[(i*perCall+j)%len(pool)]
+			call = append(call, &record.Batch{ID: record.NewID(), Events: src.Events})
+		}
+		if _, err := s.Ingest(ctx, call); err != nil {
+			b.Fatal(err)
+		}
+		total += perBatch * perCall
+	}
+	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "events/s")
+}

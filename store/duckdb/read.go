@@ -1,0 +1,658 @@
+package duckdb
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/vantagehq/vantage/query"
+	"github.com/vantagehq/vantage/record"
+	"github.com/vantagehq/vantage/store"
+)
+
+// maxRows caps any page, whatever the caller asks.
+const maxRows = 10000
+
+// serviceSelect reads a current service: the stored observation (details)
+// plus the columns that the latest scan updates.
+const serviceSelect = `SELECT details, id, ts, scan_id, ip_hi, ip_lo, port, transport, state, ttl, tcp_window,
+	protocol, product, version, cpe, banner, country, asn, org, label, tags, vulns, first_seen, last_seen FROM services`
+
+func scanService(rows *sql.Rows) (store.Service, error) {
+	var (
+		details, banner            []byte
+		id                         duckdb.UUID
+		t, first, last             time.Time
+		scanID, transport, state   sql.NullString
+		protocol, product, version sql.NullString
+		country, org, label        sql.NullString
+		hi, lo                     uint64
+		port                       uint16
+		ttl                        sql.Null[uint8]
+		window                     sql.Null[uint16]
+		asn                        sql.Null[uint32]
+		cpe, tags, vulns           any
+	)
+	if err := rows.Scan(&details, &id, &t, &scanID, &hi, &lo, &port, &transport, &state, &ttl, &window,
+		&protocol, &product, &version, &cpe, &banner, &country, &asn, &org, &label, &tags, &vulns, &first, &last); err != nil {
+		return store.Service{}, err
+	}
+	var s store.Service
+	if len(details) > 0 {
+		if err := json.Unmarshal(details, &s.Service); err != nil {
+			return s, fmt.Errorf("service details: %w", err)
+		}
+	}
+	s.ID = record.ID(id)
+	s.Time, s.ScanID, s.IP, s.Port = t.UTC(), scanID.String, query.HiLoToAddr(hi, lo), port
+	s.Transport, s.State, s.TTL, s.Window = transport.String, state.String, ttl.V, window.V
+	s.Protocol, s.Product, s.Version = protocol.String, product.String, version.String
+	s.CPE, s.Tags, s.Vulns = strList(cpe), strList(tags), strList(vulns)
+	s.Banner = banner
+	s.Geo = record.Geo{Country: country.String, ASN: asn.V, Org: org.String, Label: label.String}
+	s.FirstSeen, s.LastSeen = first.UTC(), last.UTC()
+	return s, nil
+}
+
+// strList converts a scanned LIST of VARCHAR.
+func strList(v any) []string {
+	l, _ := v.([]any)
+	if len(l) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(l))
+	for _, x := range l {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func u16List(v any) []uint16 {
+	l, _ := v.([]any)
+	out := make([]uint16, 0, len(l))
+	for _, x := range l {
+		if n, ok := x.(uint16); ok {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Host returns the current services of an address and its sensor profile.
+func (s *DB) Host(ctx context.Context, ip netip.Addr) (*store.Host, error) {
+	ip = ip.Unmap()
+	hi, lo := query.AddrToHiLo(ip)
+	rows, err := s.db.QueryContext(ctx, serviceSelect+` WHERE ip_lo = ? AND ip_hi = ? ORDER BY port, transport`, arg(lo), arg(hi))
+	if err != nil {
+		return nil, fmt.Errorf("host %s: %w", ip, err)
+	}
+	defer rows.Close()
+	h := &store.Host{IP: ip}
+	cpes, tags, vulns := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for rows.Next() {
+		sv, err := scanService(rows)
+		if err != nil {
+			return nil, fmt.Errorf("host %s: %w", ip, err)
+		}
+		h.Services = append(h.Services, sv)
+		h.Ports = append(h.Ports, sv.Port)
+		for _, c := range sv.CPE {
+			cpes[c] = true
+		}
+		for _, t := range sv.Tags {
+			tags[t] = true
+		}
+		for _, v := range sv.Vulns {
+			vulns[v] = true
+		}
+		if h.FirstSeen.IsZero() || sv.FirstSeen.Before(h.FirstSeen) {
+			h.FirstSeen = sv.FirstSeen
+		}
+		if sv.LastSeen.After(h.LastSeen) {
+			h.LastSeen = sv.LastSeen
+			h.Geo = sv.Geo
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("host %s: %w", ip, err)
+	}
+	h.Ports = slices.Compact(h.Ports)
+	h.CPEs, h.Tags, h.Vulns = keys(cpes), keys(tags), keys(vulns)
+	p, err := s.Profile(ctx, ip, 0)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		h.Profile = p
+		if h.Geo == (record.Geo{}) {
+			h.Geo = p.Geo
+		}
+	}
+	if len(h.Services) == 0 && h.Profile == nil {
+		return nil, store.ErrNotFound
+	}
+	return h, nil
+}
+
+func keys(m map[string]bool) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Profile returns the sensors' view of a source address, with its most
+// recent events.
+func (s *DB) Profile(ctx context.Context, ip netip.Addr, recent int) (*store.Profile, error) {
+	ip = ip.Unmap()
+	hi, lo := query.AddrToHiLo(ip)
+	var (
+		first, last              time.Time
+		events                   int64
+		ports, tags, sensors, ds any
+		handshake                bool
+		class, actor             sql.NullString
+		country, org             sql.NullString
+		asn                      sql.Null[uint32]
+	)
+	err := s.db.QueryRowContext(ctx, `SELECT first_seen, last_seen, events, ports, tags, sensors, len(dsts), handshake,
+		classification, actor, country, asn, org FROM profiles WHERE src_lo = ? AND src_hi = ?`, arg(lo), arg(hi)).
+		Scan(&first, &last, &events, &ports, &tags, &sensors, &ds, &handshake, &class, &actor, &country, &asn, &org)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("profile %s: %w", ip, err)
+	}
+	p := &store.Profile{
+		IP: ip, FirstSeen: first.UTC(), LastSeen: last.UTC(), Events: events, Ports: u16List(ports),
+		Tags: strList(tags), Sensors: int64(len(strList(sensors))), Handshake: handshake,
+		Classification: class.String, Actor: actor.String,
+		Geo: record.Geo{Country: country.String, ASN: asn.V, Org: org.String},
+	}
+	if n, ok := ds.(int64); ok {
+		p.Destinations = n
+	} else if n, ok := ds.(uint64); ok {
+		p.Destinations = int64(n)
+	}
+	if recent > 0 {
+		res, err := s.events(ctx, `src_lo = ? AND src_hi = ?`, []any{arg(lo), arg(hi)}, min(recent, maxRows), "")
+		if err != nil {
+			return nil, fmt.Errorf("profile %s: %w", ip, err)
+		}
+		p.Recent = res.Events
+	}
+	return p, nil
+}
+
+// arg prepares a value for database/sql (which refuses uint64s with the
+// top bit set: many IPv6 halves).
+func arg(v any) any { return query.DuckDB.Arg(v) }
+
+// compile parses and compiles a query for a table.
+func compile(q string, t query.Target, now time.Time) (string, []any, error) {
+	if strings.TrimSpace(q) == "" {
+		return query.DuckDB.True(), nil, nil
+	}
+	return query.CompileQuery(q, t, query.DuckDB, now)
+}
+
+// SearchServices finds current services matching a query, in address
+// order, with a cursor for the next page and facet counts.
+func (s *DB) SearchServices(ctx context.Context, r store.Search) (*store.ServiceResult, error) {
+	where, args, err := compile(r.Query, query.Services, nowOr(r.Now))
+	if err != nil {
+		return nil, err
+	}
+	res := &store.ServiceResult{}
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM services WHERE "+where, args...).Scan(&res.Total); err != nil {
+		return nil, fmt.Errorf("count services: %w", err)
+	}
+	if res.Facets, err = s.facets(ctx, "services", where, args, r.Facets); err != nil {
+		return nil, err
+	}
+	limit := pageSize(r.Limit)
+	if limit == 0 {
+		return res, nil
+	}
+	page, pargs := where, slices.Clone(args)
+	if r.Cursor != "" {
+		k, err := decodeServiceCursor(r.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		page += ` AND (ip_lo, ip_hi, port, transport) > (?, ?, ?, ?)`
+		pargs = append(pargs, arg(k.lo), arg(k.hi), k.port, k.transport)
+	}
+	rows, err := s.db.QueryContext(ctx, serviceSelect+" WHERE "+page+
+		" ORDER BY ip_lo, ip_hi, port, transport LIMIT ?", append(pargs, limit+1)...)
+	if err != nil {
+		return nil, fmt.Errorf("search services: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		sv, err := scanService(rows)
+		if err != nil {
+			return nil, fmt.Errorf("search services: %w", err)
+		}
+		res.Services = append(res.Services, sv)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("search services: %w", err)
+	}
+	if len(res.Services) > limit {
+		res.Services = res.Services[:limit]
+		last := res.Services[limit-1]
+		hi, lo := query.AddrToHiLo(last.IP)
+		res.Next = encodeCursor("s", strconv.FormatUint(lo, 10), strconv.FormatUint(hi, 10),
+			strconv.Itoa(int(last.Port)), last.Transport)
+	}
+	return res, nil
+}
+
+func nowOr(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now().UTC()
+	}
+	return t
+}
+
+func pageSize(n int) int {
+	switch {
+	case n < 0:
+		return 100
+	case n > maxRows:
+		return maxRows
+	}
+	return n
+}
+
+// facets counts the top values of each facet among the matching rows.
+func (s *DB) facets(ctx context.Context, table, where string, args []any, fs []query.Facet) (map[string][]store.FacetValue, error) {
+	if len(fs) == 0 {
+		return nil, nil
+	}
+	out := map[string][]store.FacetValue{}
+	for _, f := range fs {
+		q := f.Query(query.DuckDB, table, where)
+		rows, err := s.db.QueryContext(ctx, q, append(slices.Clone(args), f.Limit)...)
+		if err != nil {
+			return nil, fmt.Errorf("facet %s: %w", f.Field, err)
+		}
+		vals := []store.FacetValue{}
+		for rows.Next() {
+			var v any
+			var n int64
+			if err := rows.Scan(&v, &n); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("facet %s: %w", f.Field, err)
+			}
+			vals = append(vals, store.FacetValue{Value: fmt.Sprint(v), Count: n})
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("facet %s: %w", f.Field, err)
+		}
+		out[f.Field] = vals
+	}
+	return out, nil
+}
+
+type serviceKey struct {
+	lo, hi    uint64
+	port      uint16
+	transport string
+}
+
+func encodeCursor(parts ...string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strings.Join(parts, "\x00")))
+}
+
+func decodeCursor(c, kind string, n int) ([]string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || len(b) > 256 {
+		return nil, store.ErrBadCursor
+	}
+	parts := strings.Split(string(b), "\x00")
+	if len(parts) != n || parts[0] != kind {
+		return nil, store.ErrBadCursor
+	}
+	return parts[1:], nil
+}
+
+func decodeServiceCursor(c string) (serviceKey, error) {
+	p, err := decodeCursor(c, "s", 5)
+	if err != nil {
+		return serviceKey{}, err
+	}
+	lo, err1 := strconv.ParseUint(p[0], 10, 64)
+	hi, err2 := strconv.ParseUint(p[1], 10, 64)
+	port, err3 := strconv.ParseUint(p[2], 10, 16)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return serviceKey{}, store.ErrBadCursor
+	}
+	return serviceKey{lo, hi, uint16(port), p[3]}, nil
+}
+
+// eventSelect reads events in the column order scanEvent expects.
+const eventSelect = `SELECT id, ts, sensor, src_hi, src_lo, src_port, dst_hi, dst_lo, dst_port, transport, icmp_type,
+	icmp_code, ttl, ip_id, tcp_flags, tcp_window, tcp_seq, tcp_options, handshake, payload, http_method, http_path,
+	user_agent, ja3, hassh, sni, username, password, tags, classification, actor, src_country, src_asn, src_org,
+	dst_country FROM events`
+
+func scanEvent(rows *sql.Rows) (record.Event, error) {
+	var (
+		e                                         record.Event
+		id                                        duckdb.UUID
+		t                                         time.Time
+		sh, sl, dh, dl                            uint64
+		sensor, transport, opts, method, path, ua sql.NullString
+		ja3, hassh, sni, user, pass, class, actor sql.NullString
+		sc, so, dc                                sql.NullString
+		sp, dp, ipid, win                         sql.Null[uint16]
+		it, ic, ttl, flags                        sql.Null[uint8]
+		seq, asn                                  sql.Null[uint32]
+		hs                                        sql.NullBool
+		payload                                   []byte
+		tags                                      any
+	)
+	err := rows.Scan(&id, &t, &sensor, &sh, &sl, &sp, &dh, &dl, &dp, &transport, &it, &ic, &ttl, &ipid, &flags, &win,
+		&seq, &opts, &hs, &payload, &method, &path, &ua, &ja3, &hassh, &sni, &user, &pass, &tags, &class, &actor,
+		&sc, &asn, &so, &dc)
+	if err != nil {
+		return e, err
+	}
+	e = record.Event{
+		ID: record.ID(id), Time: t.UTC(), Sensor: sensor.String, Src: query.HiLoToAddr(sh, sl), SrcPort: sp.V,
+		Dst: query.HiLoToAddr(dh, dl), DstPort: dp.V, Transport: transport.String, ICMPType: it.V, ICMPCode: ic.V,
+		TTL: ttl.V, IPID: ipid.V, TCPFlags: flags.V, TCPWindow: win.V, TCPSeq: seq.V, TCPOptions: opts.String,
+		Handshake: hs.Bool, Payload: payload, HTTPMethod: method.String, HTTPPath: path.String, UserAgent: ua.String,
+		JA3: ja3.String, HASSH: hassh.String, SNI: sni.String, Username: user.String, Password: pass.String,
+		Tags: strList(tags), Classification: class.String, Actor: actor.String,
+		SrcGeo: record.Geo{Country: sc.String, ASN: asn.V, Org: so.String}, DstCountry: dc.String,
+	}
+	return e, nil
+}
+
+// SearchEvents finds events, newest first.
+func (s *DB) SearchEvents(ctx context.Context, r store.Search) (*store.EventResult, error) {
+	where, args, err := compile(r.Query, query.Events, nowOr(r.Now))
+	if err != nil {
+		return nil, err
+	}
+	total := int64(0)
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM events WHERE "+where, args...).Scan(&total); err != nil {
+		return nil, fmt.Errorf("count events: %w", err)
+	}
+	facets, err := s.facets(ctx, "events", where, args, r.Facets)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.events(ctx, where, args, pageSize(r.Limit), r.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	res.Total, res.Facets = total, facets
+	return res, nil
+}
+
+func (s *DB) events(ctx context.Context, where string, args []any, limit int, cursor string) (*store.EventResult, error) {
+	res := &store.EventResult{Events: []record.Event{}}
+	if limit == 0 {
+		return res, nil
+	}
+	args = slices.Clone(args)
+	if cursor != "" {
+		p, err := decodeCursor(cursor, "e", 3)
+		if err != nil {
+			return nil, err
+		}
+		micros, err := strconv.ParseInt(p[0], 10, 64)
+		var id record.ID
+		if err != nil || id.UnmarshalText([]byte(p[1])) != nil {
+			return nil, store.ErrBadCursor
+		}
+		where = "(" + where + ") AND (ts < ? OR (ts = ? AND id < ?))"
+		t := time.UnixMicro(micros).UTC()
+		args = append(args, t, t, uuidArg(id))
+	}
+	rows, err := s.db.QueryContext(ctx, eventSelect+" WHERE "+where+" ORDER BY ts DESC, id DESC LIMIT ?", append(args, limit+1)...)
+	if err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, fmt.Errorf("events: %w", err)
+		}
+		res.Events = append(res.Events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	if len(res.Events) > limit {
+		res.Events = res.Events[:limit]
+		last := res.Events[limit-1]
+		res.Next = encodeCursor("e", strconv.FormatInt(last.Time.UnixMicro(), 10), last.ID.String())
+	}
+	return res, nil
+}
+
+// dimensions are what EventStats and Timeline can group by.
+var dimensions = map[string]string{
+	"src_country":    "src_country",
+	"dst_country":    "dst_country",
+	"tag":            "unnest(tags)",
+	"dst_port":       "dst_port",
+	"asn":            "src_asn",
+	"org":            "src_org",
+	"sensor":         "sensor",
+	"classification": "classification",
+	"actor":          "actor",
+	"transport":      "transport",
+	"src":            "src_lo::VARCHAR || ':' || src_hi::VARCHAR",
+}
+
+// Dimensions lists what event statistics can be grouped by.
+func Dimensions() []string {
+	out := make([]string, 0, len(dimensions))
+	for k := range dimensions {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func dimension(by string) (string, error) {
+	expr, ok := dimensions[by]
+	if !ok {
+		return "", fmt.Errorf("%w: cannot group by %q (want one of %s)", store.ErrBadRequest, by, strings.Join(Dimensions(), ", "))
+	}
+	return expr, nil
+}
+
+// EventStats counts events since a time, grouped by one dimension.
+func (s *DB) EventStats(ctx context.Context, r store.Stats) ([]store.Bucket, error) {
+	expr, err := dimension(r.By)
+	if err != nil {
+		return nil, err
+	}
+	where, args, err := compile(r.Query, query.Events, nowOr(r.Now))
+	if err != nil {
+		return nil, err
+	}
+	limit := r.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 50
+	}
+	q := fmt.Sprintf(`SELECT v, count(*) AS n FROM (SELECT %s AS v FROM events WHERE ts >= ? AND %s)
+		WHERE v IS NOT NULL GROUP BY v ORDER BY n DESC, v LIMIT ?`, expr, where)
+	rows, err := s.db.QueryContext(ctx, q, append(append([]any{r.Since.UTC()}, args...), limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("event stats by %s: %w", r.By, err)
+	}
+	defer rows.Close()
+	out := []store.Bucket{}
+	for rows.Next() {
+		var v any
+		var n int64
+		if err := rows.Scan(&v, &n); err != nil {
+			return nil, fmt.Errorf("event stats: %w", err)
+		}
+		out = append(out, store.Bucket{Key: dimValue(r.By, v), Count: n})
+	}
+	return out, rows.Err()
+}
+
+// dimValue prints a grouped value; source addresses come back as lo:hi.
+func dimValue(by string, v any) string {
+	s := fmt.Sprint(v)
+	if by == "src" {
+		lo, hi, _ := strings.Cut(s, ":")
+		l, _ := strconv.ParseUint(lo, 10, 64)
+		h, _ := strconv.ParseUint(hi, 10, 64)
+		return query.HiLoToAddr(h, l).String()
+	}
+	return s
+}
+
+// Matrix counts events since a time by source and target country.
+func (s *DB) Matrix(ctx context.Context, since time.Time) ([]store.Cell, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT src_country, dst_country, count(*) AS n FROM events
+		WHERE ts >= ? AND src_country IS NOT NULL AND dst_country IS NOT NULL
+		GROUP BY ALL ORDER BY n DESC LIMIT 10000`, since.UTC())
+	if err != nil {
+		return nil, fmt.Errorf("country matrix: %w", err)
+	}
+	defer rows.Close()
+	out := []store.Cell{}
+	for rows.Next() {
+		var c store.Cell
+		if err := rows.Scan(&c.Src, &c.Dst, &c.Count); err != nil {
+			return nil, fmt.Errorf("country matrix: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Timeline counts events per step for the top values of a dimension.
+func (s *DB) Timeline(ctx context.Context, r store.Timeline) ([]store.Series, error) {
+	expr, err := dimension(r.By)
+	if err != nil {
+		return nil, err
+	}
+	until := r.Until
+	if until.IsZero() {
+		until = time.Now().UTC()
+	}
+	if r.Step <= 0 || until.Sub(r.Since)/r.Step > 10000 {
+		return nil, fmt.Errorf("%w: step %v gives too many points for the window", store.ErrBadRequest, r.Step)
+	}
+	top := r.Top
+	if top <= 0 || top > 50 {
+		top = 5
+	}
+	q := fmt.Sprintf(`WITH e AS (SELECT ts, %s AS v FROM events WHERE ts >= ? AND ts < ?),
+		top AS (SELECT v FROM e WHERE v IS NOT NULL GROUP BY v ORDER BY count(*) DESC, v LIMIT ?)
+		SELECT time_bucket(to_microseconds(?), ts, ?::TIMESTAMP) AS b, v, count(*) FROM e
+		WHERE v IN (SELECT v FROM top) GROUP BY b, v ORDER BY v, b`, expr)
+	rows, err := s.db.QueryContext(ctx, q, r.Since.UTC(), until.UTC(), top, r.Step.Microseconds(), r.Since.UTC())
+	if err != nil {
+		return nil, fmt.Errorf("timeline by %s: %w", r.By, err)
+	}
+	defer rows.Close()
+	var out []store.Series
+	for rows.Next() {
+		var b time.Time
+		var v any
+		var n int64
+		if err := rows.Scan(&b, &v, &n); err != nil {
+			return nil, fmt.Errorf("timeline: %w", err)
+		}
+		key := dimValue(r.By, v)
+		if len(out) == 0 || out[len(out)-1].Key != key {
+			out = append(out, store.Series{Key: key})
+		}
+		last := &out[len(out)-1]
+		last.Points = append(last.Points, store.Point{Time: b.UTC(), Count: n})
+	}
+	return out, rows.Err()
+}
+
+// Expire deletes what is older than the retention settings. Batch IDs are
+// kept for at least 30 days, longer than the bus keeps a message, so a
+// late redelivery is still recognised.
+func (s *DB) Expire(ctx context.Context, now time.Time) (int64, error) {
+	ret := s.opts.Retention
+	var total int64
+	del := func(q string, age time.Duration) error {
+		if age <= 0 {
+			return nil
+		}
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		res, err := s.w.ExecContext(ctx, q, now.Add(-age).UTC())
+		if err != nil {
+			return fmt.Errorf("expire (%s): %w", firstLine(q), err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+		return nil
+	}
+	batches := max(30*24*time.Hour, ret.Events, ret.History)
+	for _, d := range []struct {
+		q   string
+		age time.Duration
+	}{
+		{"DELETE FROM events WHERE ts < ?", ret.Events},
+		{"DELETE FROM service_history WHERE ts < ?", ret.History},
+		{"DELETE FROM services WHERE last_seen < ?", ret.Services},
+		{"DELETE FROM profiles WHERE last_seen < ?", ret.Events},
+		{"DELETE FROM batches WHERE stored < ?", batches},
+	} {
+		if err := del(d.q, d.age); err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// Usage counts the rows of each table and the size of the database files.
+func (s *DB) Usage(ctx context.Context) (store.Usage, error) {
+	u := store.Usage{Tables: map[string]store.TableUsage{}}
+	for _, t := range []string{"services", "service_history", "events", "profiles", "batches"} {
+		var n int64
+		if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM "+t).Scan(&n); err != nil {
+			return u, fmt.Errorf("usage of %s: %w", t, err)
+		}
+		u.Tables[t] = store.TableUsage{Rows: n}
+	}
+	for _, f := range []string{s.path, s.path + ".wal"} {
+		if st, err := os.Stat(f); err == nil {
+			u.Bytes += st.Size()
+		}
+	}
+	return u, nil
+}
