@@ -40,6 +40,8 @@ type Store interface {
 	SearchServices(ctx context.Context, r Search) (*ServiceResult, error)
 	// SearchEvents finds sensor events and counts facets.
 	SearchEvents(ctx context.Context, r Search) (*EventResult, error)
+	// Summaries answers for many addresses at once (bulk lookups).
+	Summaries(ctx context.Context, ips []netip.Addr) ([]Summary, error)
 	// Profile is the sensors' view of one source address.
 	Profile(ctx context.Context, ip netip.Addr, events int) (*Profile, error)
 	// EventStats counts events in a time window grouped by one dimension.
@@ -117,6 +119,20 @@ type Host struct {
 	FirstSeen time.Time  `json:"first_seen,omitzero"`
 	LastSeen  time.Time  `json:"last_seen,omitzero"`
 	Profile   *Profile   `json:"sensors,omitempty"` // what it did to the sensors, if anything
+}
+
+// Summary is a short answer about one address: its open ports and what
+// the sensors think of it.
+type Summary struct {
+	IP             netip.Addr `json:"ip"`
+	Ports          []uint16   `json:"ports"`
+	CPEs           []string   `json:"cpes"`
+	Tags           []string   `json:"tags"`
+	Vulns          []string   `json:"vulns"`
+	LastSeen       time.Time  `json:"last_seen,omitzero"`
+	Noise          bool       `json:"noise"` // seen by the sensors
+	Classification string     `json:"classification,omitempty"`
+	Actor          string     `json:"actor,omitempty"`
 }
 
 // Profile is the sensors' view of one source address.

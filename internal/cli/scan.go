@@ -40,6 +40,7 @@ type scanFlags struct {
 	concurrency                              int
 	output, format, states, metadata, scanID string
 	quiet, dryRun, listModules, dedupFull    bool
+	server, key, nats                        string
 }
 
 func newScanCmd() *cobra.Command {
@@ -110,6 +111,9 @@ bear; the default is 10,000 probes per second.`,
 	fl.StringVar(&f.metadata, "metadata", "", "write the scan's summary as JSON to `FILE`")
 	fl.StringVar(&f.scanID, "scan-id", "", "identifier written with every result (default: random)")
 	fl.BoolVar(&f.dedupFull, "dedup-full", false, "remember every answering target exactly (memory grows with hits) instead of the last million")
+	fl.StringVar(&f.server, "server", "", "also publish results to this vantage server `URL` (needs a key with the scan scope)")
+	fl.StringVar(&f.key, "key", os.Getenv("VANTAGE_KEY"), "API key for --server ($VANTAGE_KEY)")
+	fl.StringVar(&f.nats, "nats", "", "also publish results straight onto this NATS bus `URL` ($VANTAGE_NATS_TOKEN, $VANTAGE_NATS_CREDS)")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no status line or summary on stderr")
 	fl.DurationVar(&f.statusInterval, "status-interval", time.Second, "time between status lines")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the targets in probe order instead of sending anything")
@@ -179,6 +183,18 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 	}
 	if cfg.Output, err = scan.NewWriter(f.format, out); err != nil {
 		return usageError{err}
+	}
+	if f.server != "" || f.nats != "" {
+		pub, err := newPublisher(cmd.Context(), f.server, f.key, f.nats, log, stderr)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := pub.Close(); err != nil {
+				fmt.Fprintf(stderr, "vantage: %v\n", err)
+			}
+		}()
+		cfg.Output = teeWriter{cfg.Output, pub}
 	}
 	if !f.quiet {
 		cfg.Status = stderr

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/vantagehq/vantage/config"
+	"github.com/vantagehq/vantage/query"
 	"github.com/vantagehq/vantage/scan"
 	"github.com/vantagehq/vantage/target"
 )
@@ -71,14 +73,40 @@ seed, interface, counters, rates, stop reason).`},
   130  interrupted by Ctrl-C or SIGTERM; results so far were written and
        the summary printed`},
 	{"probe-modules", "The probe modules scan -M can use", ""},
+	{"query", "The search query language and its fields", ""},
+	{"config", "The server's configuration file, variables and defaults", ""},
 }
 
 func init() {
 	for i := range helpTopics {
-		if helpTopics[i].name == "probe-modules" {
+		switch helpTopics[i].name {
+		case "probe-modules":
 			helpTopics[i].long = probeModuleList()
+		case "query":
+			helpTopics[i].long = queryHelp()
+		case "config":
+			helpTopics[i].long = "vantage server reads --config FILE, then VANTAGE_* variables, then flags.\n" +
+				"Every key, its variable and its default (docs/vantage.toml is this file):\n\n" + config.Sample()
 		}
 	}
+}
+
+func queryHelp() string {
+	var b strings.Builder
+	b.WriteString("vantage search, count and the API's q= parameter take queries like\n\n" +
+		"  port:22 product:openssh version:<8.0 country:DE\n  tag:RDP_SCANNER last_seen:1h\n\n")
+	b.WriteString(query.Syntax)
+	for _, t := range []query.Target{query.Services, query.Events} {
+		fmt.Fprintf(&b, "\nFields of %s%s:\n", t, map[query.Target]string{query.Events: " (vantage search --events)"}[t])
+		for _, f := range query.Fields(t) {
+			name := f.Name
+			if len(f.Aliases) > 0 {
+				name += " (" + strings.Join(f.Aliases, ", ") + ")"
+			}
+			fmt.Fprintf(&b, "  %-28s %s\n  %-28s e.g. %s\n", name, f.Desc, "", f.Example)
+		}
+	}
+	return b.String()
 }
 
 func reservedList() string {

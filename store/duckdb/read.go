@@ -656,3 +656,66 @@ func (s *DB) Usage(ctx context.Context) (store.Usage, error) {
 	}
 	return u, nil
 }
+
+// Summaries answers for many addresses in one query. The addresses are
+// parsed already, so they enter the SQL as integer literals.
+func (s *DB) Summaries(ctx context.Context, ips []netip.Addr) ([]store.Summary, error) {
+	if len(ips) == 0 {
+		return []store.Summary{}, nil
+	}
+	var vals strings.Builder
+	for i, ip := range ips {
+		hi, lo := query.AddrToHiLo(ip.Unmap())
+		if i > 0 {
+			vals.WriteByte(',')
+		}
+		fmt.Fprintf(&vals, "(%d::UBIGINT, %d::UBIGINT, %d)", lo, hi, i)
+	}
+	q := `WITH q(lo, hi, i) AS (VALUES ` + vals.String() + `),
+	svc AS (SELECT s.ip_lo, s.ip_hi, list(DISTINCT s.port ORDER BY s.port) AS ports,
+			list_sort(list_distinct(flatten(list(s.cpe) FILTER (WHERE s.cpe IS NOT NULL)))) AS cpes,
+			list_sort(list_distinct(flatten(list(s.tags) FILTER (WHERE s.tags IS NOT NULL)))) AS tags,
+			list_sort(list_distinct(flatten(list(s.vulns) FILTER (WHERE s.vulns IS NOT NULL)))) AS vulns,
+			max(s.last_seen) AS last_seen
+		FROM services s JOIN q ON s.ip_lo = q.lo AND s.ip_hi = q.hi GROUP BY ALL)
+	SELECT q.i, svc.ports, svc.cpes, svc.tags, svc.vulns, svc.last_seen,
+		p.classification, p.actor, p.last_seen, p.tags
+	FROM q LEFT JOIN svc ON svc.ip_lo = q.lo AND svc.ip_hi = q.hi
+	LEFT JOIN profiles p ON p.src_lo = q.lo AND p.src_hi = q.hi ORDER BY q.i`
+	rows, err := s.db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("summaries: %w", err)
+	}
+	defer rows.Close()
+	out := make([]store.Summary, len(ips))
+	for rows.Next() {
+		var (
+			i                        int
+			ports, cpes, tags, vulns any
+			ptags                    any
+			svcSeen, profSeen        sql.NullTime
+			class, actor             sql.NullString
+		)
+		if err := rows.Scan(&i, &ports, &cpes, &tags, &vulns, &svcSeen, &class, &actor, &profSeen, &ptags); err != nil {
+			return nil, fmt.Errorf("summaries: %w", err)
+		}
+		sm := store.Summary{IP: ips[i].Unmap(), Ports: u16List(ports), CPEs: nonNil(strList(cpes)),
+			Tags: nonNil(strList(tags)), Vulns: nonNil(strList(vulns)), Noise: class.Valid,
+			Classification: class.String, Actor: actor.String}
+		sm.Tags = append(sm.Tags, strList(ptags)...)
+		for _, t := range []sql.NullTime{svcSeen, profSeen} {
+			if t.Valid && t.Time.After(sm.LastSeen) {
+				sm.LastSeen = t.Time.UTC()
+			}
+		}
+		out[i] = sm
+	}
+	return out, rows.Err()
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,267 @@
+// Package server runs the platform in one process: the bus (embedded or
+// external), enrichment, the store, ingest from the bus into the store, and
+// the HTTP API, with retention and metrics. `vantage server` runs it alone;
+// `vantage up` runs it beside a scanner and a sensor.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vantagehq/vantage/api"
+	"github.com/vantagehq/vantage/bus"
+	"github.com/vantagehq/vantage/config"
+	"github.com/vantagehq/vantage/enrich"
+	"github.com/vantagehq/vantage/ingest"
+	"github.com/vantagehq/vantage/record"
+	"github.com/vantagehq/vantage/store"
+	"github.com/vantagehq/vantage/store/duckdb"
+)
+
+// Running describes a started server.
+type Running struct {
+	URL      string // the API's base URL
+	NATS     string // where other processes reach the bus ("" if they cannot)
+	AdminKey string // path of the file holding the first admin key, if one was made now
+}
+
+// Run starts everything and blocks until ctx is done; then it stops
+// accepting requests, finishes what is in flight and closes the store
+// cleanly. started (may be nil) is called once everything is up.
+func Run(ctx context.Context, cfg config.Server, log *slog.Logger, started func(Running)) error {
+	if err := cfg.Check(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	b, err := bus.Open(ctx, bus.Config{
+		URL: cfg.Bus.URL, CredsFile: cfg.Bus.Creds, Token: cfg.Bus.Token,
+		Dir: filepath.Join(cfg.Data, "bus"), Listen: cfg.Bus.Listen,
+		Replicas: cfg.Bus.Replicas, MaxAge: time.Duration(cfg.Bus.MaxAge),
+	}, log)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	st, err := duckdb.Open(ctx, filepath.Join(cfg.Data, "store"), duckdb.Options{
+		Threads: cfg.Store.Threads, MemoryLimit: cfg.Store.MemoryLimit, Log: log,
+		Retention: store.Retention{
+			Events: time.Duration(cfg.Store.Retention.Events), History: time.Duration(cfg.Store.Retention.History),
+			Services: time.Duration(cfg.Store.Retention.Services),
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	geoDir := cfg.Geo.Dir
+	if geoDir == "" {
+		geoDir = filepath.Join(cfg.Data, "geo")
+	}
+	geo, err := enrich.Open(enrich.Config{Dir: geoDir, CountryMMDB: cfg.Geo.Country, ASNv4CSV: cfg.Geo.ASNv4,
+		ASNv6CSV: cfg.Geo.ASNv6, Overrides: cfg.Geo.Overrides}, log)
+	if err != nil {
+		return err
+	}
+	defer geo.Close()
+
+	kv, err := b.KV(ctx, "apikeys")
+	if err != nil {
+		return fmt.Errorf("api keys: %w", err)
+	}
+	keys := api.NewKeys(kv)
+	running := Running{NATS: b.ClientURL()}
+	if running.AdminKey, err = bootstrapAdmin(ctx, keys, cfg.Data, log); err != nil {
+		return err
+	}
+
+	in := ingest.New(ingest.Config{Bus: b, Store: st, Geo: geoAdapter{geo}, Log: log})
+	metrics := api.NewMetrics(nil)
+	registerMetrics(metrics.Registry, in, st, b)
+
+	srv := api.New(api.Config{
+		Store: st, Keys: keys, Anonymous: cfg.API.Anonymous, QueryTimeout: time.Duration(cfg.API.QueryTimeout),
+		MaxRows: cfg.API.MaxRows, RateLimit: cfg.API.RateLimit, Burst: cfg.API.Burst, MaxBody: cfg.API.MaxBody,
+		Metrics: metrics, Log: log, PublicURL: "http://" + cfg.Listen,
+		Publish: func(ctx context.Context, stream string, batch *record.Batch) error {
+			s := bus.StreamResults
+			if stream == "events" {
+				s = bus.StreamEvents
+			}
+			return b.Publish(ctx, bus.Subject(s, batch.Producer), batch)
+		},
+		Ready: func(ctx context.Context) error {
+			if !b.NC.IsConnected() {
+				return errors.New("bus not connected")
+			}
+			_, err := st.Usage(ctx)
+			return err
+		},
+	})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	running.URL = "http://" + ln.Addr().String()
+	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+
+	// every goroutine below is owned here and ends before Run returns
+	ictx, stopIngest := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		if err := in.Run(ictx); err != nil {
+			log.Error("ingest", "err", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		housekeeping(ictx, st, srv, log)
+	}()
+	serveErr := make(chan error, 1)
+	go func() {
+		defer wg.Done()
+		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- err
+		}
+	}()
+	log.Info("server ready", "api", running.URL, "nats", running.NATS, "data", cfg.Data)
+	if started != nil {
+		started(running)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-serveErr:
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	httpSrv.Shutdown(shutCtx)
+	stopIngest()
+	wg.Wait()
+	return runErr
+}
+
+// geoAdapter gives ingest the enricher's answers as record.Geo.
+type geoAdapter struct{ e *enrich.Enricher }
+
+func (g geoAdapter) Lookup(a netip.Addr) record.Geo {
+	i := g.e.Lookup(a)
+	return record.Geo{Country: i.Country, ASN: i.ASN, Org: i.Org, Label: i.Label}
+}
+
+// bootstrapAdmin makes the first admin key when there is none, and writes
+// its secret to <data>/admin.key (mode 0600): the only place it appears.
+func bootstrapAdmin(ctx context.Context, keys *api.Keys, data string, log *slog.Logger) (string, error) {
+	empty, err := keys.Empty(ctx)
+	if err != nil || !empty {
+		return "", err
+	}
+	secret, _, err := keys.Create(ctx, "admin (created at first start)", []string{api.ScopeAdmin}, 0)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(data, "admin.key")
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write the admin key: %w", err)
+	}
+	log.Warn("created the first admin API key", "file", path)
+	return path, nil
+}
+
+// housekeeping expires old records hourly and forgets idle rate limiters.
+func housekeeping(ctx context.Context, st store.Store, srv *api.Server, log *slog.Logger) {
+	expire := time.NewTicker(time.Hour)
+	sweep := time.NewTicker(10 * time.Minute)
+	defer expire.Stop()
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-expire.C:
+			n, err := st.Expire(ctx, time.Now())
+			if err != nil {
+				log.Error("retention", "err", err)
+			} else if n > 0 {
+				log.Info("retention", "deleted", n)
+			}
+		case <-sweep.C:
+			srv.SweepLimiters()
+		}
+	}
+}
+
+// registerMetrics exports ingest, store and bus figures.
+func registerMetrics(reg *prometheus.Registry, in *ingest.Ingester, st store.Store, b *bus.Bus) {
+	counter := func(name, help string, f func(ingest.Stats) float64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return f(in.Stats()) }))
+	}
+	counter("vantage_ingest_batches_total", "Batches stored.", func(s ingest.Stats) float64 { return float64(s.Batches) })
+	counter("vantage_ingest_redelivered_total", "Batches delivered again and skipped (already stored).", func(s ingest.Stats) float64 { return float64(s.Skipped) })
+	counter("vantage_ingest_services_total", "Service records stored.", func(s ingest.Stats) float64 { return float64(s.Services) })
+	counter("vantage_ingest_events_total", "Sensor events stored.", func(s ingest.Stats) float64 { return float64(s.Events) })
+	counter("vantage_ingest_rejected_total", "Bus messages that did not decode.", func(s ingest.Stats) float64 { return float64(s.Rejected) })
+	counter("vantage_ingest_failures_total", "Store calls that failed and were retried.", func(s ingest.Stats) float64 { return float64(s.Failures) })
+	counter("vantage_ingest_bytes_total", "Bytes of batches stored.", func(s ingest.Stats) float64 { return float64(s.Bytes) })
+	counter("vantage_ingest_store_seconds_total", "Time spent storing batches.", func(s ingest.Stats) float64 { return s.StoreSeconds })
+
+	// the store's size is a count per table: computed at most every 30 s
+	var mu sync.Mutex
+	var usage store.Usage
+	var at time.Time
+	get := func() store.Usage {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(at) > 30*time.Second {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if u, err := st.Usage(ctx); err == nil {
+				usage, at = u, time.Now()
+			}
+			cancel()
+		}
+		return usage
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vantage_store_bytes", Help: "Size of the store on disk."},
+		func() float64 { return float64(get().Bytes) }))
+	for _, t := range []string{"services", "service_history", "events", "profiles"} {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vantage_store_rows", Help: "Rows per table.", ConstLabels: prometheus.Labels{"table": t},
+		}, func() float64 { return float64(get().Tables[t].Rows) }))
+	}
+	for _, s := range []string{bus.StreamResults, bus.StreamEvents} {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vantage_ingest_lag_messages", Help: "Messages on the bus not yet stored.", ConstLabels: prometheus.Labels{"stream": s},
+		}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			c, err := b.JS.Consumer(ctx, s, "ingest-"+s)
+			if err != nil {
+				return 0
+			}
+			info, err := c.Info(ctx)
+			if err != nil {
+				return 0
+			}
+			return float64(info.NumPending + uint64(info.NumAckPending))
+		}))
+	}
+}
