@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/vantagehq/vantage/config"
 	"github.com/vantagehq/vantage/query"
 	"github.com/vantagehq/vantage/record"
@@ -407,6 +409,10 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, p *principal) (any
 	return map[string]any{"results": sums}, nil
 }
 
+// maxProducer bounds a batch's producer name, which becomes a token of
+// the bus subject the batch is published on.
+const maxProducer = 256
+
 func (s *Server) ingest(w http.ResponseWriter, r *http.Request, p *principal) (any, error) {
 	if s.cfg.Publish == nil {
 		return nil, &apiError{status: http.StatusNotImplemented, msg: "this server does not take records over HTTP"}
@@ -426,10 +432,19 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, p *principal) (a
 	if stream == "results" && len(b.Events) > 0 || stream == "events" && len(b.Services) > 0 {
 		return nil, badRequest("a batch on %s must hold only %s", stream, map[string]string{"results": "services", "events": "events"}[stream])
 	}
+	if len(b.Producer) > maxProducer {
+		// the producer names the bus subject: a subject past NATS's
+		// control line limit (4 KiB) makes the server drop the connection
+		return nil, badRequest("producer: at most %d bytes (got %d)", maxProducer, len(b.Producer))
+	}
 	if b.Producer == "" {
 		b.Producer = p.name()
 	}
 	if err := s.cfg.Publish(r.Context(), stream, b); err != nil {
+		if errors.Is(err, nats.ErrMaxPayload) {
+			// MaxBody may allow more than one bus message holds
+			return nil, &apiError{status: http.StatusRequestEntityTooLarge, msg: "batch larger than the bus takes in one message: send smaller batches"}
+		}
 		return nil, fmt.Errorf("publish: %w", err)
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"id": b.ID, "records": b.Len()})

@@ -30,6 +30,12 @@ type ConsumeStats struct {
 	Messages, Records, Rejected, Failures uint64
 }
 
+// ackWait is how long a delivered message may stay unacknowledged before
+// the bus delivers it again: after a crash, what was being stored comes
+// back this soon. Long store calls keep their messages with progress
+// signals (see heartbeat), so a short wait does not cause redeliveries.
+const ackWait = 15 * time.Second
+
 // ConsumeOptions tune a consumer.
 type ConsumeOptions struct {
 	MaxMessages int // messages handed to the handler at once (default 64)
@@ -53,7 +59,7 @@ func (b *Bus) Consume(ctx context.Context, stream, durable string, opts ConsumeO
 	cons, err := b.JS.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
 		Durable:       durable,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       2 * time.Minute,
+		AckWait:       ackWait,
 		MaxAckPending: 4 * opts.MaxMessages * opts.Workers,
 		MaxDeliver:    -1,
 	})
@@ -103,7 +109,10 @@ func (b *Bus) consumeLoop(ctx context.Context, cons jetstream.Consumer, stream s
 		if len(ds) == 0 {
 			continue
 		}
-		if err := h(ctx, ds); err != nil {
+		stop := heartbeat(ds)
+		err = h(ctx, ds)
+		stop()
+		if err != nil {
 			// not stored: let the bus deliver them again after a pause
 			for _, d := range ds {
 				d.msg.NakWithDelay(backoff)
@@ -120,6 +129,27 @@ func (b *Bus) consumeLoop(ctx context.Context, cons jetstream.Consumer, stream s
 			d.msg.Ack()
 		}
 	}
+}
+
+// heartbeat tells the bus every few seconds that the deliveries are still
+// being worked on, until stop is called.
+func heartbeat(ds []Delivery) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, d := range ds {
+					d.msg.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 func sleep(ctx context.Context, d time.Duration) {

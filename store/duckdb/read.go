@@ -719,3 +719,10 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
+
+// CountEventIDs counts the stored events and their distinct IDs (equal
+// unless something was stored twice): for crash tests and audits.
+func (s *DB) CountEventIDs(ctx context.Context) (rows, distinct int64, err error) {
+	err = s.db.QueryRowContext(ctx, "SELECT count(*), count(DISTINCT id) FROM events").Scan(&rows, &distinct)
+	return rows, distinct, err
+}

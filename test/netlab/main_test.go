@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vantagehq/vantage/internal/lab"
+	"github.com/vantagehq/vantage/internal/testbin"
 )
 
 var (
@@ -34,18 +35,12 @@ func run(m *testing.M) int {
 	if skipWhy = lab.Unavailable(); skipWhy != "" {
 		return m.Run()
 	}
-	dir, err := os.MkdirTemp("", "vantage-lab-")
-	if err != nil {
+	var err error
+	if binary, err = testbin.Build(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755) // the fallback test runs the binary as nobody
-	binary = filepath.Join(dir, "vantage")
-	if out, err := exec.Command("go", "build", "-tags", "duckdb_arrow", "-o", binary, "../../cmd/vantage").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build vantage: %v\n%s", err, out)
-		return 1
-	}
+	defer testbin.Clean()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	theLab, err = lab.Up(ctx)
