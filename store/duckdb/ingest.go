@@ -108,32 +108,26 @@ func (s *DB) ingest(ctx context.Context, batches []*record.Batch, cols *eventCol
 		if err := cols.insert(ctx, conn, s.seq); err != nil {
 			return err
 		}
-		current := latestServices(batches)
-		if err := appendAll(conn, "", "service_history", func(a *duckdb.Appender) error {
+		// every observation goes through the stage once: from there into
+		// the history as it is, and the newest per service into the
+		// current state
+		n := 0
+		if err := appendAll(conn, "temp", "stage_services", func(a *duckdb.Appender) error {
 			for _, b := range batches {
 				for i := range b.Services {
-					if err := a.AppendRow(serviceRow(&b.Services[i])...); err != nil {
+					sv := &b.Services[i]
+					if err := a.AppendRow(append(serviceRow(sv), ts(sv.Time), ts(sv.Time))...); err != nil {
 						return err
 					}
+					n++
 				}
 			}
 			return nil
 		}); err != nil {
 			return err
 		}
-		if len(current) > 0 {
-			if err := appendAll(conn, "temp", "stage_services", func(a *duckdb.Appender) error {
-				for _, sv := range current {
-					row := append(serviceRow(sv), sv.Time, sv.Time)
-					if err := a.AppendRow(row...); err != nil {
-						return err
-					}
-				}
-				return nil
-			}); err != nil {
-				return err
-			}
-			if err := execAll(ctx, conn, upsertServices, "DELETE FROM stage_services"); err != nil {
+		if n > 0 {
+			if err := execAll(ctx, conn, historyFromStage, upsertServices, "DELETE FROM stage_services"); err != nil {
 				return err
 			}
 		}
@@ -309,40 +303,13 @@ func serviceRow(s *record.Service) []driver.Value {
 		texts(s.Tags), texts(s.Vulns), details)
 }
 
-// latestServices keeps the newest observation of each (address, port,
-// transport) among the batches: one upsert may not touch a row twice.
-func latestServices(batches []*record.Batch) []*record.Service {
-	type key struct {
-		ip        netip.Addr
-		port      uint16
-		transport string
-	}
-	latest := map[key]*record.Service{}
-	var order []key
-	for _, b := range batches {
-		for i := range b.Services {
-			sv := &b.Services[i]
-			k := key{sv.IP.Unmap(), sv.Port, sv.Transport}
-			old, ok := latest[k]
-			if !ok {
-				order = append(order, k)
-			}
-			if !ok || !sv.Time.Before(old.Time) {
-				latest[k] = sv
-			}
-		}
-	}
-	out := make([]*record.Service, len(order))
-	for i, k := range order {
-		out[i] = latest[k]
-	}
-	return out
-}
-
 // The current state takes the newest observation; what a bare SYN-ACK
 // cannot know (protocol, product, banner ...) is kept from earlier grabs.
 // An observation older than the stored one changes nothing but first_seen.
+var historyFromStage = `INSERT INTO service_history SELECT ` + strings.ReplaceAll(serviceColumnNames(), "\n", " ") + ` FROM stage_services`
+
 var upsertServices = `INSERT INTO services SELECT * FROM stage_services
+	QUALIFY row_number() OVER (PARTITION BY ip_lo, ip_hi, port, transport ORDER BY ts DESC) = 1
 ON CONFLICT (ip_lo, ip_hi, port, transport) DO UPDATE SET
 	first_seen = least(services.first_seen, excluded.first_seen),
 	last_seen = greatest(services.last_seen, excluded.last_seen),

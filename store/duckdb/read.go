@@ -96,7 +96,7 @@ func u16List(v any) []uint16 {
 func (s *DB) Host(ctx context.Context, ip netip.Addr) (*store.Host, error) {
 	ip = ip.Unmap()
 	hi, lo := query.AddrToHiLo(ip)
-	rows, err := s.db.QueryContext(ctx, serviceSelect+` WHERE ip_lo = ? AND ip_hi = ? ORDER BY port, transport`, arg(lo), arg(hi))
+	rows, err := s.db.QueryContext(ctx, serviceSelect+" WHERE "+addrEq("ip", hi, lo)+" ORDER BY port, transport")
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", ip, err)
 	}
@@ -176,7 +176,7 @@ func (s *DB) Profile(ctx context.Context, ip netip.Addr, recent int) (*store.Pro
 		asn                      sql.Null[uint32]
 	)
 	err := s.db.QueryRowContext(ctx, `SELECT first_seen, last_seen, events, ports, tags, sensors, len(dsts), handshake,
-		classification, actor, country, asn, org FROM profiles WHERE src_lo = ? AND src_hi = ?`, arg(lo), arg(hi)).
+		classification, actor, country, asn, org FROM profiles WHERE `+addrEq("src", hi, lo)).
 		Scan(&first, &last, &events, &ports, &tags, &sensors, &ds, &handshake, &class, &actor, &country, &asn, &org)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
@@ -196,13 +196,21 @@ func (s *DB) Profile(ctx context.Context, ip netip.Addr, recent int) (*store.Pro
 		p.Destinations = int64(n)
 	}
 	if recent > 0 {
-		res, err := s.events(ctx, `src_lo = ? AND src_hi = ?`, []any{arg(lo), arg(hi)}, min(recent, maxRows), "")
+		res, err := s.events(ctx, addrEq("src", hi, lo), nil, min(recent, maxRows), "")
 		if err != nil {
 			return nil, fmt.Errorf("profile %s: %w", ip, err)
 		}
 		p.Recent = res.Events
 	}
 	return p, nil
+}
+
+// addrEq compares an address column pair with an address. The integers
+// are written into the SQL: they come from a parsed address, never from
+// text, and DuckDB uses an index only for a constant in the query text,
+// never for a bound parameter.
+func addrEq(col string, hi, lo uint64) string {
+	return fmt.Sprintf("%[1]s_lo = %[2]d::UBIGINT AND %[1]s_hi = %[3]d::UBIGINT", col, lo, hi)
 }
 
 // arg prepares a value for database/sql (which refuses uint64s with the

@@ -1,5 +1,7 @@
 package duckdb
 
+import "strings"
+
 // schema creates the tables. Addresses are two UBIGINT columns (the high
 // and low half of the IPv4-mapped IPv6 address: IPv4 lives in lo with hi =
 // 0), so CIDR queries are integer ranges and IPv6 costs nothing extra.
@@ -20,6 +22,10 @@ var schema = []string{
 	`CREATE TABLE IF NOT EXISTS services (` + serviceColumns + `,
 		first_seen TIMESTAMP, last_seen TIMESTAMP,
 		PRIMARY KEY (ip_lo, ip_hi, port, transport))`,
+	// DuckDB looks things up through an index only on its first column,
+	// and only when the value is a constant in the SQL text: lookups by
+	// address write the (already parsed) integers into the query
+	`CREATE INDEX IF NOT EXISTS services_ip ON services (ip_lo)`,
 
 	// seq is the ingest call that stored the row: the profile refresher
 	// reads the events after its watermark
@@ -44,6 +50,7 @@ var schema = []string{
 		handshake BOOLEAN, classification VARCHAR, actor VARCHAR,
 		country VARCHAR, asn UINTEGER, org VARCHAR,
 		PRIMARY KEY (src_lo, src_hi))`,
+	`CREATE INDEX IF NOT EXISTS profiles_ip ON profiles (src_lo)`,
 }
 
 const serviceColumns = `
@@ -59,3 +66,14 @@ const serviceColumns = `
 		country VARCHAR, asn UINTEGER, org VARCHAR, label VARCHAR,
 		tags VARCHAR[], vulns VARCHAR[],
 		details BLOB`
+
+// serviceColumnNames lists the names in serviceColumns.
+func serviceColumnNames() string {
+	var names []string
+	for _, def := range strings.Split(serviceColumns, ",") {
+		if f := strings.Fields(def); len(f) > 0 {
+			names = append(names, f[0])
+		}
+	}
+	return strings.Join(names, ", ")
+}
