@@ -8,6 +8,7 @@ package api_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -324,6 +326,12 @@ func topCounts(vals []string, limit int) []store.FacetValue {
 	slices.SortFunc(out, func(a, b store.FacetValue) int {
 		if a.Count != b.Count {
 			return int(b.Count - a.Count)
+		}
+		// numeric columns (ports, ASNs) tie in numeric order
+		x, errx := strconv.ParseInt(a.Value, 10, 64)
+		y, erry := strconv.ParseInt(b.Value, 10, 64)
+		if errx == nil && erry == nil {
+			return cmp.Compare(x, y)
 		}
 		return strings.Compare(a.Value, b.Value)
 	})

@@ -61,6 +61,7 @@ func (s *Server) facets(r *http.Request, t query.Target) ([]query.Facet, error) 
 	if err != nil {
 		var qe *query.Error
 		if errors.As(err, &qe) {
+			qe.Msg = "facets: " + qe.Msg // the response shows qe, not msg: say which parameter
 			qe.Locate(f)
 			return nil, &apiError{status: http.StatusBadRequest, msg: "facets: " + qe.Error(), qerr: qe, query: f}
 		}

@@ -197,6 +197,10 @@ func run() error {
 			_, err = st.SearchServices(ctx, store.Search{Query: "product:openssh version:<5.0", Now: now, Limit: 20, Facets: fs})
 			return err
 		}},
+		{"free text on banners: \"openssh\" (substring scan), with a count", 0, func(i int) error {
+			_, err := st.SearchServices(ctx, store.Search{Query: `"SSH-2.0-OpenSSH"`, Now: now, Limit: 20})
+			return err
+		}},
 		{"search port:443 with facets country,product (no filter on version)", 200 * time.Millisecond, func(i int) error {
 			fs, _ := query.ParseFacets("country,product", query.Services)
 			_, err := st.SearchServices(ctx, store.Search{Query: "port:443", Now: now, Limit: 20, Facets: fs})
