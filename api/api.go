@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -52,7 +53,7 @@ type Server struct {
 
 type limiter struct {
 	*rate.Limiter
-	last time.Time
+	last atomic.Int64 // unix nanoseconds of the latest request: requests and SweepLimiters race on it
 }
 
 // New builds the API.
@@ -224,19 +225,21 @@ func (s *Server) allow(p *principal) bool {
 	if p.key != nil && p.key.RateLimit > 0 {
 		limit = p.key.RateLimit
 	}
-	now := time.Now()
-	v, _ := s.limiters.LoadOrStore(p.name(), &limiter{Limiter: rate.NewLimiter(rate.Limit(limit), max(s.cfg.Burst, 1))})
+	now := time.Now().UnixNano()
+	fresh := &limiter{Limiter: rate.NewLimiter(rate.Limit(limit), max(s.cfg.Burst, 1))}
+	fresh.last.Store(now) // before it is shared: a sweep must not see it idle
+	v, _ := s.limiters.LoadOrStore(p.name(), fresh)
 	l := v.(*limiter)
-	l.last = now
+	l.last.Store(now)
 	return l.Allow()
 }
 
 // SweepLimiters forgets principals idle for an hour; the server calls it
 // periodically so the map stays small.
 func (s *Server) SweepLimiters() {
-	cutoff := time.Now().Add(-time.Hour)
+	cutoff := time.Now().Add(-time.Hour).UnixNano()
 	s.limiters.Range(func(k, v any) bool {
-		if v.(*limiter).last.Before(cutoff) {
+		if v.(*limiter).last.Load() < cutoff {
 			s.limiters.Delete(k)
 		}
 		return true

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -189,8 +191,10 @@ func TestIngest(t *testing.T) {
 	})
 
 	t.Run("results arrive through a consumer", func(t *testing.T) {
-		b := serviceBatch("scanner.api*test>") // not a valid subject token: sanitised
-		r := post("results", b.Marshal(), map[string]string{"X-API-Key": e.admin}) // admin implies scan
+		// the producer is not a valid subject token (sanitised on the bus),
+		// and an admin key has the scan scope too
+		b := serviceBatch("scanner.api*test>")
+		r := post("results", b.Marshal(), map[string]string{"X-API-Key": e.admin})
 		if r.code != http.StatusAccepted {
 			t.Fatal(r)
 		}
@@ -660,4 +664,53 @@ func grepLines(b []byte, s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+func TestConcurrentRequests(t *testing.T) {
+	// many clients at once, on one limiter map and one store pool: run
+	// with -race; every answer is still right
+	e := getEnv(t)
+	s := e.server(func(c *api.Config) { c.RateLimit, c.Burst = 1e6, 1000 })
+	paths := []string{
+		"/api/v1/host/198.51.100.10", "/api/v1/search?" + qs("q", "product:nginx", "facets", "country"),
+		"/api/v1/sensors/ip/45.33.32.156", "/api/v1/sensors/stats?by=tag", "/v3/community/45.33.32.156",
+	}
+	want := make([]string, len(paths))
+	for i, p := range paths {
+		want[i] = string(get(s, p).body)
+	}
+	errs := make(chan error, 64)
+	done := make(chan struct{})
+	go func() { // the server's periodic sweep, meanwhile
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				s.SweepLimiters()
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				k := (w + i) % len(paths)
+				r := do(s, req{path: paths[k], remote: "192.0.2.1:1"}) // one principal
+				if r.code != 200 || string(r.body) != want[k] {
+					errs <- fmt.Errorf("%s: %s", paths[k], r)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(done)
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -46,6 +47,50 @@ func checkResponse(t *testing.T, what string, r response) {
 
 func cursorOf(parts ...string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strings.Join(parts, "\x00")))
+}
+
+// eventCursorOutOfRange reports whether c is an event cursor whose time
+// DuckDB cannot hold (years -290307 to 294246). KNOWN BUG in store/duckdb
+// (not this package, so not fixed here): events() binds such a time and
+// DuckDB's conversion error becomes a 500 where a bad cursor is a 400
+// (store.ErrBadCursor). Only a forged cursor has such a time.
+func eventCursorOutOfRange(c string) bool {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return false
+	}
+	p := strings.Split(string(b), "\x00")
+	if len(p) != 3 || p[0] != "e" {
+		return false
+	}
+	micros, err := strconv.ParseInt(p[1], 10, 64)
+	if err != nil {
+		return false
+	}
+	y := time.UnixMicro(micros).UTC().Year()
+	return y < -290307 || y > 294246
+}
+
+func TestEventCursorOutOfRange(t *testing.T) {
+	e := getEnv(t)
+	s := e.server(nil)
+	for _, micros := range []string{"-9223372036854775808", "9223372036854775807"} {
+		c := cursorOf("e", micros, "0123456789abcdef0123456789abcdef")
+		if !eventCursorOutOfRange(c) {
+			t.Fatalf("%s is in range", micros)
+		}
+		if r := get(s, "/api/v1/sensors/search?"+qs("cursor", c)); r.code != 400 {
+			t.Errorf("%s: %s; want 400", micros, r)
+		}
+	}
+	// times no page could have given (before 1970, thousands of years
+	// ahead) are bad cursors too; ordinary ones page on
+	for micros, want := range map[string]int{"-9000000000000000000": 400, "9000000000000000000": 400, "0": 200, "1795000000000000": 200} {
+		c := cursorOf("e", micros, "0123456789abcdef0123456789abcdef")
+		if r := get(s, "/api/v1/sensors/search?"+qs("cursor", c)); r.code != want {
+			t.Errorf("%s: %s; want %d", micros, r, want)
+		}
+	}
 }
 
 func FuzzSearch(f *testing.F) {
@@ -128,8 +173,9 @@ func pathRequest(h http.Handler, prefix, arg string, escaped bool) response {
 
 func FuzzHostPath(f *testing.F) {
 	for _, s := range []string{
-		"198.51.100.10", "198.51.100.0/28", "198.51.100.13/30", "2001:db8::/120", "fd00::8", "2001:db8::8000:0:0:1",
-		"::ffff:198.51.100.0/120", "0.0.0.0/0", "::/0", "255.255.255.0/24", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff00/120",
+		"198.51.100.10", "198.51.100.8/29", "198.51.100.13/30", "2001:db8::/126", "fd00::8", "2001:db8::8000:0:0:1",
+		// small ranges: a /24 is 256 lookups (TestHost has those)
+		"::ffff:198.51.100.8/126", "0.0.0.0/0", "::/0", "255.255.255.252/30", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc/126",
 		"::/128", "1.2.3.4/", "/", "", "%", "../x", "a/../b", "//1.2.3.4", "1.2.3.4/32/", "fe80::1%eth0", "fe80::1%eth0/64",
 		"1.2.3.4/-1", "1.2.3.4/ 24", " 1.2.3.4", "01.2.3.4", "1.2.3.4\x00", "é", "1.2.3.4?x=1", "1.2.3.4#f",
 	} {
@@ -194,7 +240,7 @@ func FuzzBulkBody(f *testing.F) {
 		switch r.code {
 		case 200:
 			var in struct{ IPs []string }
-			json.Unmarshal(body, &in)
+			json.NewDecoder(bytes.NewReader(body)).Decode(&in) // as the handler: the first value counts
 			var out struct{ Results []store.Summary }
 			r.json(t, &out)
 			if len(out.Results) != len(in.IPs) || len(in.IPs) == 0 {

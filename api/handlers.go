@@ -430,6 +430,9 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, p *principal) (a
 	if err != nil {
 		return nil, badRequest("body is not a record batch: %v", err)
 	}
+	if b.Len() == 0 {
+		return nil, badRequest("the batch holds no records")
+	}
 	if stream == "results" && len(b.Events) > 0 || stream == "events" && len(b.Services) > 0 {
 		return nil, badRequest("a batch on %s must hold only %s", stream, map[string]string{"results": "services", "events": "events"}[stream])
 	}

@@ -58,9 +58,11 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store directory: %w", err)
 	}
 	path := filepath.Join(dir, "vantage.duckdb")
+	// the init function runs for every new connection of the pool, long
+	// after Open returned: it must not use Open's context
 	connector, err := duckdb.NewConnector(path, func(execer driver.ExecerContext) error {
 		for _, s := range settings(opts) {
-			if _, err := execer.ExecContext(ctx, s, nil); err != nil {
+			if _, err := execer.ExecContext(context.Background(), s, nil); err != nil {
 				return fmt.Errorf("%s: %w", s, err)
 			}
 		}

@@ -232,7 +232,7 @@ func (s *DB) SearchServices(ctx context.Context, r store.Search) (*store.Service
 	if err != nil {
 		return nil, err
 	}
-	res := &store.ServiceResult{}
+	res := &store.ServiceResult{Services: []store.Service{}}
 	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM services WHERE "+where, args...).Scan(&res.Total); err != nil {
 		return nil, fmt.Errorf("count services: %w", err)
 	}
@@ -437,7 +437,8 @@ func (s *DB) events(ctx context.Context, where string, args []any, limit int, cu
 		}
 		micros, err := strconv.ParseInt(p[0], 10, 64)
 		var id record.ID
-		if err != nil || id.UnmarshalText([]byte(p[1])) != nil {
+		// a forged time outside what DuckDB can hold is a bad cursor too
+		if err != nil || id.UnmarshalText([]byte(p[1])) != nil || micros < 0 || micros > 1e17 {
 			return nil, store.ErrBadCursor
 		}
 		where = "(" + where + ") AND (ts < ? OR (ts = ? AND id < ?))"
@@ -591,7 +592,7 @@ func (s *DB) Timeline(ctx context.Context, r store.Timeline) ([]store.Series, er
 		return nil, fmt.Errorf("timeline by %s: %w", r.By, err)
 	}
 	defer rows.Close()
-	var out []store.Series
+	out := []store.Series{}
 	for rows.Next() {
 		var b time.Time
 		var v any
