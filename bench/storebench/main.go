@@ -116,9 +116,11 @@ func run() error {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const sources = 200_000
 
-	// load: events in calls of 160 batches of 1000, as the ingester groups them
+	// load: events in calls of 160 batches of 1000, as the ingester groups
+	// them, in time order over the last 24 hours, as sensors send them
 	fmt.Printf("# vantage store benchmark (DuckDB, %s)\n\n", time.Now().Format(time.DateTime))
 	pool := events(rng, 500_000, now, sources)
+	step := 24 * time.Hour / time.Duration(max(*nEvents, 1))
 	start := time.Now()
 	for done := 0; done < *nEvents; {
 		var call []*record.Batch
@@ -128,6 +130,7 @@ func run() error {
 			copy(evs, pool[done%len(pool):])
 			for k := range evs {
 				evs[k].ID = record.NewID()
+				evs[k].Time = now.Add(-24*time.Hour + time.Duration(done+k)*step)
 			}
 			call = append(call, &record.Batch{ID: record.NewID(), Events: evs})
 			done += n

@@ -3,271 +3,193 @@
 package duckdb
 
 import (
-	"context"
-	"database/sql/driver"
-	"fmt"
-	"slices"
-	"strings"
-	"unicode/utf8"
+	"encoding/json"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/duckdb/duckdb-go/v2"
 
+	"github.com/vantagehq/vantage/query"
 	"github.com/vantagehq/vantage/record"
 )
 
-// Events go into DuckDB through its Arrow interface: columns are built in
-// Go without a call into C per value, and DuckDB copies whole vectors. With
-// a transaction of more than one row group (122,880 rows) DuckDB also
-// writes the data straight into the database file instead of the WAL. In
-// this project's measurements that is about 3x the appender's rate.
-
-// eventSchema is the events table's column order (schema.go).
-var eventSchema = arrow.NewSchema([]arrow.Field{
-	{Name: "id", Type: &arrow.FixedSizeBinaryType{ByteWidth: 16}},
-	{Name: "ts", Type: arrow.FixedWidthTypes.Timestamp_us, Nullable: true},
-	{Name: "seq", Type: arrow.PrimitiveTypes.Int64}, // replaced under the writer lock
-	{Name: "sensor", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "src_hi", Type: arrow.PrimitiveTypes.Uint64},
-	{Name: "src_lo", Type: arrow.PrimitiveTypes.Uint64},
-	{Name: "src_port", Type: arrow.PrimitiveTypes.Uint16, Nullable: true},
-	{Name: "dst_hi", Type: arrow.PrimitiveTypes.Uint64},
-	{Name: "dst_lo", Type: arrow.PrimitiveTypes.Uint64},
-	{Name: "dst_port", Type: arrow.PrimitiveTypes.Uint16, Nullable: true},
-	{Name: "transport", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "icmp_type", Type: arrow.PrimitiveTypes.Uint8, Nullable: true},
-	{Name: "icmp_code", Type: arrow.PrimitiveTypes.Uint8, Nullable: true},
-	{Name: "ttl", Type: arrow.PrimitiveTypes.Uint8, Nullable: true},
-	{Name: "ip_id", Type: arrow.PrimitiveTypes.Uint16, Nullable: true},
-	{Name: "tcp_flags", Type: arrow.PrimitiveTypes.Uint8, Nullable: true},
-	{Name: "tcp_window", Type: arrow.PrimitiveTypes.Uint16, Nullable: true},
-	{Name: "tcp_seq", Type: arrow.PrimitiveTypes.Uint32, Nullable: true},
-	{Name: "tcp_options", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "handshake", Type: arrow.FixedWidthTypes.Boolean},
-	{Name: "payload", Type: arrow.BinaryTypes.Binary, Nullable: true},
-	{Name: "payload_text", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "http_method", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "http_path", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "user_agent", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "ja3", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "hassh", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "sni", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "username", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "password", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "tags", Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
-	{Name: "classification", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "actor", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "src_country", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "src_asn", Type: arrow.PrimitiveTypes.Uint32, Nullable: true},
-	{Name: "src_org", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "dst_country", Type: arrow.BinaryTypes.String, Nullable: true},
-}, nil)
-
-// eventBuilder fills the Arrow columns of the events table.
-type eventBuilder struct {
-	b *array.RecordBuilder
-	// typed column builders, by position
-	id                                                    *array.FixedSizeBinaryBuilder
-	ts                                                    *array.TimestampBuilder
-	seq                                                   *array.Int64Builder
-	srcHi, srcLo, dstHi, dstLo                            *array.Uint64Builder
-	srcPort, dstPort, ipid, win                           *array.Uint16Builder
-	icmpType, icmpCode, ttl, flags                        *array.Uint8Builder
-	tcpSeq, asn                                           *array.Uint32Builder
-	handshake                                             *array.BooleanBuilder
-	payload                                               *array.BinaryBuilder
-	tags                                                  *array.ListBuilder
-	tagVals                                               *array.StringBuilder
-	sensor, transport, opts, ptext, method, path, ua, ja3 *array.StringBuilder
-	hassh, sni, user, pass, class, actor, sc, so, dc      *array.StringBuilder
+// eventRow is an event with the values derived once for its columns.
+type eventRow struct {
+	*record.Event
+	sh, sl, dh, dl uint64
+	text           string // searchable projection of the payload
 }
 
-func newEventBuilder() *eventBuilder {
-	b := array.NewRecordBuilder(memory.DefaultAllocator, eventSchema)
-	str := func(i int) *array.StringBuilder { return b.Field(i).(*array.StringBuilder) }
-	eb := &eventBuilder{b: b,
-		id: b.Field(0).(*array.FixedSizeBinaryBuilder), ts: b.Field(1).(*array.TimestampBuilder),
-		seq: b.Field(2).(*array.Int64Builder), sensor: str(3),
-		srcHi: b.Field(4).(*array.Uint64Builder), srcLo: b.Field(5).(*array.Uint64Builder),
-		srcPort: b.Field(6).(*array.Uint16Builder), dstHi: b.Field(7).(*array.Uint64Builder),
-		dstLo: b.Field(8).(*array.Uint64Builder), dstPort: b.Field(9).(*array.Uint16Builder),
-		transport: str(10), icmpType: b.Field(11).(*array.Uint8Builder), icmpCode: b.Field(12).(*array.Uint8Builder),
-		ttl: b.Field(13).(*array.Uint8Builder), ipid: b.Field(14).(*array.Uint16Builder),
-		flags: b.Field(15).(*array.Uint8Builder), win: b.Field(16).(*array.Uint16Builder),
-		tcpSeq: b.Field(17).(*array.Uint32Builder), opts: str(18), handshake: b.Field(19).(*array.BooleanBuilder),
-		payload: b.Field(20).(*array.BinaryBuilder), ptext: str(21), method: str(22), path: str(23), ua: str(24),
-		ja3: str(25), hassh: str(26), sni: str(27), user: str(28), pass: str(29),
-		tags: b.Field(30).(*array.ListBuilder), class: str(31), actor: str(32), sc: str(33),
-		asn: b.Field(34).(*array.Uint32Builder), so: str(35), dc: str(36),
-	}
-	eb.tagVals = eb.tags.ValueBuilder().(*array.StringBuilder)
-	return eb
+// events is the events table, column for column (schema.go).
+var events = newTable("events",
+	idCol("id", func(r *eventRow) [16]byte { return r.ID }),
+	timeCol("ts", func(r *eventRow) int64 { return micros(r.Time) }),
+	i64Col("seq", func(r *eventRow) int64 { return 0 }), // swapped in under the writer lock
+	textCol("sensor", func(r *eventRow) string { return r.Sensor }),
+	u64Col("src_hi", func(r *eventRow) uint64 { return r.sh }),
+	u64Col("src_lo", func(r *eventRow) uint64 { return r.sl }),
+	u16Col("src_port", func(r *eventRow) uint16 { return r.SrcPort }),
+	u64Col("dst_hi", func(r *eventRow) uint64 { return r.dh }),
+	u64Col("dst_lo", func(r *eventRow) uint64 { return r.dl }),
+	u16Col("dst_port", func(r *eventRow) uint16 { return r.DstPort }),
+	textCol("transport", func(r *eventRow) string { return r.Transport }),
+	u8Col("icmp_type", func(r *eventRow) uint8 { return r.ICMPType }),
+	u8Col("icmp_code", func(r *eventRow) uint8 { return r.ICMPCode }),
+	u8Col("ttl", func(r *eventRow) uint8 { return r.TTL }),
+	u16Col("ip_id", func(r *eventRow) uint16 { return r.IPID }),
+	u8Col("tcp_flags", func(r *eventRow) uint8 { return r.TCPFlags }),
+	u16Col("tcp_window", func(r *eventRow) uint16 { return r.TCPWindow }),
+	u32Col("tcp_seq", func(r *eventRow) uint32 { return r.TCPSeq }),
+	textCol("tcp_options", func(r *eventRow) string { return r.TCPOptions }),
+	boolCol("handshake", func(r *eventRow) bool { return r.Handshake }),
+	blobCol("payload", func(r *eventRow) []byte { return r.Payload }),
+	textCol("payload_text", func(r *eventRow) string { return r.text }),
+	textCol("http_method", func(r *eventRow) string { return r.HTTPMethod }),
+	textCol("http_path", func(r *eventRow) string { return r.HTTPPath }),
+	textCol("user_agent", func(r *eventRow) string { return r.UserAgent }),
+	textCol("ja3", func(r *eventRow) string { return r.JA3 }),
+	textCol("hassh", func(r *eventRow) string { return r.HASSH }),
+	textCol("sni", func(r *eventRow) string { return r.SNI }),
+	textCol("username", func(r *eventRow) string { return r.Username }),
+	textCol("password", func(r *eventRow) string { return r.Password }),
+	listCol("tags", func(r *eventRow) []string { return r.Tags }),
+	textCol("classification", func(r *eventRow) string { return r.Classification }),
+	textCol("actor", func(r *eventRow) string { return r.Actor }),
+	textCol("src_country", func(r *eventRow) string { return r.SrcGeo.Country }),
+	u32Col("src_asn", func(r *eventRow) uint32 { return r.SrcGeo.ASN }),
+	textCol("src_org", func(r *eventRow) string { return r.SrcGeo.Org }),
+	textCol("dst_country", func(r *eventRow) string { return r.DstCountry }),
+)
+
+// serviceRow is a service with the values derived once for its columns.
+type serviceRow struct {
+	*record.Service
+	hi, lo     uint64
+	versionKey string
+	text       string // searchable projection of the banner
+	details    []byte // the whole observation, when it has more than a SYN-ACK says
 }
 
-func (eb *eventBuilder) add(e *record.Event) {
-	eb.id.Append(e.ID[:])
-	if e.Time.IsZero() {
-		eb.ts.AppendNull()
-	} else {
-		eb.ts.Append(arrow.Timestamp(e.Time.UnixMicro()))
-	}
-	eb.seq.Append(0) // replaced at insert
-	appendStr(eb.sensor, e.Sensor)
-	sh, sl := hilo(e.Src)
-	dh, dl := hilo(e.Dst)
-	eb.srcHi.Append(sh)
-	eb.srcLo.Append(sl)
-	appendU16(eb.srcPort, e.SrcPort)
-	eb.dstHi.Append(dh)
-	eb.dstLo.Append(dl)
-	appendU16(eb.dstPort, e.DstPort)
-	appendStr(eb.transport, e.Transport)
-	appendU8(eb.icmpType, e.ICMPType)
-	appendU8(eb.icmpCode, e.ICMPCode)
-	appendU8(eb.ttl, e.TTL)
-	appendU16(eb.ipid, e.IPID)
-	appendU8(eb.flags, e.TCPFlags)
-	appendU16(eb.win, e.TCPWindow)
-	if e.TCPSeq != 0 {
-		eb.tcpSeq.Append(e.TCPSeq)
-	} else {
-		eb.tcpSeq.AppendNull()
-	}
-	appendStr(eb.opts, e.TCPOptions)
-	eb.handshake.Append(e.Handshake)
-	if len(e.Payload) > 0 {
-		eb.payload.Append(e.Payload)
-		eb.ptext.Append(searchText(e.Payload).(string))
-	} else {
-		eb.payload.AppendNull()
-		eb.ptext.AppendNull()
-	}
-	appendStr(eb.method, e.HTTPMethod)
-	appendStr(eb.path, e.HTTPPath)
-	appendStr(eb.ua, e.UserAgent)
-	appendStr(eb.ja3, e.JA3)
-	appendStr(eb.hassh, e.HASSH)
-	appendStr(eb.sni, e.SNI)
-	appendStr(eb.user, e.Username)
-	appendStr(eb.pass, e.Password)
-	if len(e.Tags) > 0 {
-		eb.tags.Append(true)
-		for _, t := range e.Tags {
-			appendStr(eb.tagVals, t)
+// stageServices has the columns of services (the history's, then first
+// and last seen): it fills the staging table of the same layout.
+var stageServices = newTable("stage_services",
+	idCol("id", func(r *serviceRow) [16]byte { return r.ID }),
+	timeCol("ts", func(r *serviceRow) int64 { return micros(r.Time) }),
+	textCol("scan_id", func(r *serviceRow) string { return r.ScanID }),
+	u64Col("ip_hi", func(r *serviceRow) uint64 { return r.hi }),
+	u64Col("ip_lo", func(r *serviceRow) uint64 { return r.lo }),
+	keyU16Col("port", func(r *serviceRow) uint16 { return r.Port }),
+	textCol("transport", func(r *serviceRow) string { return r.Transport }),
+	textCol("state", func(r *serviceRow) string { return r.State }),
+	u8Col("ttl", func(r *serviceRow) uint8 { return r.TTL }),
+	u16Col("tcp_window", func(r *serviceRow) uint16 { return r.Window }),
+	textCol("protocol", func(r *serviceRow) string { return r.Protocol }),
+	textCol("product", func(r *serviceRow) string { return r.Product }),
+	textCol("version", func(r *serviceRow) string { return r.Version }),
+	textCol("version_key", func(r *serviceRow) string { return r.versionKey }),
+	listCol("cpe", func(r *serviceRow) []string { return r.CPE }),
+	blobCol("banner", func(r *serviceRow) []byte { return r.Banner }),
+	textCol("banner_text", func(r *serviceRow) string { return r.text }),
+	u16Col("http_status", func(r *serviceRow) uint16 {
+		if r.HTTP != nil && r.HTTP.Status > 0 && r.HTTP.Status < 1000 {
+			return uint16(r.HTTP.Status)
 		}
-	} else {
-		eb.tags.AppendNull()
+		return 0
+	}),
+	textCol("http_title", func(r *serviceRow) string { return httpOf(r).Title }),
+	textCol("http_server", func(r *serviceRow) string { return httpOf(r).Server }),
+	i32Col("http_favicon", func(r *serviceRow) int32 { return httpOf(r).FaviconHash }),
+	textCol("tls_subject", func(r *serviceRow) string { return tlsOf(r).Subject }),
+	textCol("tls_issuer", func(r *serviceRow) string { return tlsOf(r).Issuer }),
+	listCol("tls_san", func(r *serviceRow) []string { return tlsOf(r).SANs }),
+	textCol("tls_sha256", func(r *serviceRow) string { return tlsOf(r).SHA256 }),
+	textCol("tls_ja3s", func(r *serviceRow) string { return tlsOf(r).JA3S }),
+	timeCol("tls_not_after", func(r *serviceRow) int64 { return micros(tlsOf(r).NotAfter) }),
+	textCol("ssh_hassh", func(r *serviceRow) string { return sshOf(r).HASSH }),
+	textCol("ssh_hostkey", func(r *serviceRow) string { return sshOf(r).HostKeySHA256 }),
+	textCol("country", func(r *serviceRow) string { return r.Geo.Country }),
+	u32Col("asn", func(r *serviceRow) uint32 { return r.Geo.ASN }),
+	textCol("org", func(r *serviceRow) string { return r.Geo.Org }),
+	textCol("label", func(r *serviceRow) string { return r.Geo.Label }),
+	listCol("tags", func(r *serviceRow) []string { return r.Tags }),
+	listCol("vulns", func(r *serviceRow) []string { return r.Vulns }),
+	blobCol("details", func(r *serviceRow) []byte { return r.details }),
+	timeCol("first_seen", func(r *serviceRow) int64 { return micros(r.Time) }),
+	timeCol("last_seen", func(r *serviceRow) int64 { return micros(r.Time) }),
+)
+
+var (
+	noHTTP record.HTTP
+	noTLS  record.TLS
+	noSSH  record.SSH
+)
+
+func httpOf(r *serviceRow) *record.HTTP {
+	if r.HTTP == nil {
+		return &noHTTP
 	}
-	appendStr(eb.class, e.Classification)
-	appendStr(eb.actor, e.Actor)
-	appendStr(eb.sc, e.SrcGeo.Country)
-	if e.SrcGeo.ASN != 0 {
-		eb.asn.Append(e.SrcGeo.ASN)
-	} else {
-		eb.asn.AppendNull()
-	}
-	appendStr(eb.so, e.SrcGeo.Org)
-	appendStr(eb.dc, e.DstCountry)
+	return r.HTTP
 }
 
-// appendStr appends a VARCHAR value: NULL when empty, invalid UTF-8 made
-// valid (DuckDB would reject it).
-func appendStr(b *array.StringBuilder, s string) {
-	switch {
-	case s == "":
-		b.AppendNull()
-	case !utf8.ValidString(s):
-		b.Append(strings.ToValidUTF8(s, "\uFFFD"))
-	default:
-		b.Append(s)
+func tlsOf(r *serviceRow) *record.TLS {
+	if r.TLS == nil {
+		return &noTLS
 	}
+	return r.TLS
 }
 
-func appendU8(b *array.Uint8Builder, v uint8) {
-	if v == 0 {
-		b.AppendNull()
-	} else {
-		b.Append(v)
+func sshOf(r *serviceRow) *record.SSH {
+	if r.SSH == nil {
+		return &noSSH
 	}
+	return r.SSH
 }
 
-func appendU16(b *array.Uint16Builder, v uint16) {
-	if v == 0 {
-		b.AppendNull()
-	} else {
-		b.Append(v)
-	}
+// columns are the record batches of one ingest call.
+type columns struct {
+	events, services arrow.RecordBatch // nil when there are none
 }
 
-// eventColumns are the events of some batches as an Arrow record.
-type eventColumns struct {
-	rec arrow.RecordBatch // nil when there are no events
-}
-
-// buildEvents builds the columns of the batches' events.
-func buildEvents(batches []*record.Batch) *eventColumns {
-	n := 0
-	for _, b := range batches {
-		n += len(b.Events)
-	}
-	if n == 0 {
-		return &eventColumns{}
-	}
-	eb := newEventBuilder()
-	defer eb.b.Release()
+// buildColumns builds the columns of the batches' records, outside the
+// writer lock.
+func buildColumns(batches []*record.Batch) *columns {
+	var evs []*eventRow
+	var svs []*serviceRow
 	for _, b := range batches {
 		for i := range b.Events {
-			eb.add(&b.Events[i])
+			e := &b.Events[i]
+			r := &eventRow{Event: e, text: searchText(e.Payload)}
+			r.sh, r.sl = hilo(e.Src)
+			r.dh, r.dl = hilo(e.Dst)
+			evs = append(evs, r)
+		}
+		for i := range b.Services {
+			s := &b.Services[i]
+			r := &serviceRow{Service: s, versionKey: query.VersionKey(s.Version), text: searchText(s.Banner)}
+			r.hi, r.lo = hilo(s.IP)
+			if s.Protocol != "" || len(s.Banner) > 0 || s.HTTP != nil || s.TLS != nil || s.SSH != nil {
+				// a bare SYN-ACK adds nothing to keep: the last grab's
+				// details survive it in the current state
+				r.details, _ = json.Marshal(s)
+			}
+			svs = append(svs, r)
 		}
 	}
-	return &eventColumns{rec: eb.b.NewRecordBatch()}
+	return &columns{events: events.build(evs), services: stageServices.build(svs)}
 }
 
-func (c *eventColumns) release() {
-	if c.rec != nil {
-		c.rec.Release()
-		c.rec = nil
+func (c *columns) release() {
+	for _, r := range []arrow.RecordBatch{c.events, c.services} {
+		if r != nil {
+			r.Release()
+		}
 	}
+	c.events, c.services = nil, nil
 }
 
-// insert inserts the events in one statement, stamped with the ingest seq.
-// The seq column is swapped in here, under the writer lock (selecting a
-// constant in its place makes DuckDB's Arrow scan crash).
-func (c *eventColumns) insert(ctx context.Context, conn driver.Conn, seq int64) error {
-	if c.rec == nil {
-		return nil
+// micros is a time in microseconds since the epoch, 0 for the zero time.
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
 	}
-	n := int(c.rec.NumRows())
-	sb := array.NewInt64Builder(memory.DefaultAllocator)
-	defer sb.Release()
-	sb.Reserve(n)
-	for i := 0; i < n; i++ {
-		sb.UnsafeAppend(seq)
-	}
-	seqs := sb.NewInt64Array()
-	defer seqs.Release()
-	cols := slices.Clone(c.rec.Columns())
-	cols[2] = seqs
-	rec := array.NewRecordBatch(eventSchema, cols, int64(n))
-	defer rec.Release()
-	rdr, err := array.NewRecordReader(eventSchema, []arrow.RecordBatch{rec})
-	if err != nil {
-		return fmt.Errorf("events: %w", err)
-	}
-	defer rdr.Release()
-	ar, err := duckdb.NewArrowFromConn(conn)
-	if err != nil {
-		return fmt.Errorf("events: arrow: %w", err)
-	}
-	release, err := ar.RegisterView(rdr, "incoming_events")
-	if err != nil {
-		return fmt.Errorf("events: arrow view: %w", err)
-	}
-	defer release()
-	if _, err := conn.(driver.ExecerContext).ExecContext(ctx, "INSERT INTO events SELECT * FROM incoming_events", nil); err != nil {
-		return fmt.Errorf("insert events: %w", err)
-	}
-	return nil
+	return t.UnixMicro()
 }

@@ -3,7 +3,6 @@ package duckdb
 import (
 	"context"
 	"database/sql/driver"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -19,6 +18,7 @@ import (
 func (s *DB) prepareWriter(ctx context.Context) error {
 	for _, stmt := range []string{
 		`CREATE TEMP TABLE IF NOT EXISTS stage_services AS SELECT * FROM services LIMIT 0`,
+		`CREATE TEMP TABLE IF NOT EXISTS merged_services AS SELECT * FROM services LIMIT 0`,
 	} {
 		if _, err := s.w.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("prepare writer: %w", err)
@@ -35,7 +35,7 @@ func (s *DB) Ingest(ctx context.Context, batches []*record.Batch) (int, error) {
 	// Columns are built before taking the writer, so a second caller
 	// builds while the first inserts; a batch found to be stored already
 	// (rare: a redelivery) means building again for the rest.
-	cols := buildEvents(batches)
+	cols := buildColumns(batches)
 	defer func() { cols.release() }()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -45,7 +45,7 @@ func (s *DB) Ingest(ctx context.Context, batches []*record.Batch) (int, error) {
 	}
 	if len(fresh) != len(batches) {
 		cols.release()
-		cols = buildEvents(fresh)
+		cols = buildColumns(fresh)
 	}
 	if _, err := s.w.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
 		return 0, fmt.Errorf("ingest: %w", err)
@@ -102,38 +102,35 @@ func (s *DB) newBatches(ctx context.Context, batches []*record.Batch) ([]*record
 	return fresh, nil
 }
 
-func (s *DB) ingest(ctx context.Context, batches []*record.Batch, cols *eventColumns) error {
+func (s *DB) ingest(ctx context.Context, batches []*record.Batch, cols *columns) error {
 	now := time.Now().UTC()
 	return s.raw(func(conn driver.Conn) error {
-		if err := cols.insert(ctx, conn, s.seq); err != nil {
-			return err
+		if cols.events != nil {
+			rec := events.with(cols.events, "seq", s.seq)
+			err := events.insert(ctx, conn, rec, "")
+			rec.Release()
+			if err != nil {
+				return err
+			}
 		}
 		// every observation goes through the stage once: from there into
 		// the history as it is, and the newest per service into the
 		// current state
-		n := 0
-		if err := appendAll(conn, "temp", "stage_services", func(a *duckdb.Appender) error {
-			for _, b := range batches {
-				for i := range b.Services {
-					sv := &b.Services[i]
-					if err := a.AppendRow(append(serviceRow(sv), ts(sv.Time), ts(sv.Time))...); err != nil {
-						return err
-					}
-					n++
-				}
+		if cols.services != nil {
+			if err := stageServices.insert(ctx, conn, cols.services, ""); err != nil {
+				return err
 			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		if n > 0 {
-			if err := execAll(ctx, conn, historyFromStage, upsertServices, "DELETE FROM stage_services"); err != nil {
+			if err := execAll(ctx, conn, append([]string{historyFromStage}, mergeServices...)...); err != nil {
 				return err
 			}
 		}
 		return appendAll(conn, "", "batches", func(a *duckdb.Appender) error {
 			for _, b := range batches {
-				if err := a.AppendRow(duckdb.UUID(b.ID), text(b.Producer), int32(b.Len()), now); err != nil {
+				var producer any
+				if b.Producer != "" {
+					producer = strings.ToValidUTF8(b.Producer, "\uFFFD")
+				}
+				if err := a.AppendRow(duckdb.UUID(b.ID), producer, int32(b.Len()), now); err != nil {
 					return err
 				}
 			}
@@ -171,65 +168,12 @@ func appendAll(conn driver.Conn, catalog, table string, fill func(*duckdb.Append
 	return nil
 }
 
-// text makes a string safe for a VARCHAR column: NULL when empty, and
-// invalid UTF-8 replaced (DuckDB's appender would store NULL otherwise).
-func text(s string) any {
-	if s == "" {
-		return nil
-	}
-	if !utf8.ValidString(s) {
-		return strings.ToValidUTF8(s, "\uFFFD")
-	}
-	return s
-}
-
-func texts(ss []string) any {
-	if len(ss) == 0 {
-		return nil
-	}
-	out := make([]string, 0, len(ss))
-	for _, s := range ss {
-		if s != "" {
-			out = append(out, strings.ToValidUTF8(s, "\uFFFD"))
-		}
-	}
-	return out
-}
-
-func blob(b []byte) any {
-	if len(b) == 0 {
-		return nil
-	}
-	return b
-}
-
-func ts(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UTC()
-}
-
-func u8(v uint8) any {
-	if v == 0 {
-		return nil
-	}
-	return v
-}
-
-func u16(v uint16) any {
-	if v == 0 {
-		return nil
-	}
-	return v
-}
-
 // searchText is the lower-cased, printable projection of binary data that
 // free-text search scans: control bytes become spaces, invalid UTF-8 the
 // replacement character. The raw bytes stay in the BLOB column.
-func searchText(b []byte) any {
+func searchText(b []byte) string {
 	if len(b) == 0 {
-		return nil
+		return ""
 	}
 	var sb strings.Builder
 	sb.Grow(len(b))
@@ -259,79 +203,42 @@ func uuidArg(id record.ID) *duckdb.UUID {
 
 func hilo(a netip.Addr) (uint64, uint64) { return query.AddrToHiLo(a) }
 
-// serviceRow is a service in the column order of serviceColumns.
-func serviceRow(s *record.Service) []driver.Value {
-	hi, lo := hilo(s.IP)
-	var details any
-	if s.Protocol != "" || len(s.Banner) > 0 || s.HTTP != nil || s.TLS != nil || s.SSH != nil {
-		// the whole observation, for the IP page; a bare SYN-ACK adds
-		// nothing to keep, so the last grab's details survive it
-		details, _ = json.Marshal(s)
-	}
-	row := []driver.Value{
-		duckdb.UUID(s.ID), ts(s.Time), text(s.ScanID),
-		hi, lo, s.Port, text(s.Transport), text(s.State),
-		u8(s.TTL), u16(s.Window),
-		text(s.Protocol), text(s.Product), text(s.Version), text(query.VersionKey(s.Version)), texts(s.CPE),
-		blob(s.Banner), searchText(s.Banner),
-	}
-	if h := s.HTTP; h != nil {
-		var fav any
-		if h.FaviconHash != 0 {
-			fav = h.FaviconHash
-		}
-		var status any
-		if h.Status > 0 && h.Status < 1000 {
-			status = uint16(h.Status)
-		}
-		row = append(row, status, text(h.Title), text(h.Server), fav)
-	} else {
-		row = append(row, nil, nil, nil, nil)
-	}
-	if t := s.TLS; t != nil {
-		row = append(row, text(t.Subject), text(t.Issuer), texts(t.SANs), text(t.SHA256), text(t.JA3S), ts(t.NotAfter))
-	} else {
-		row = append(row, nil, nil, nil, nil, nil, nil)
-	}
-	if h := s.SSH; h != nil {
-		row = append(row, text(h.HASSH), text(h.HostKeySHA256))
-	} else {
-		row = append(row, nil, nil)
-	}
-	return append(row,
-		text(s.Geo.Country), s.Geo.ASN, text(s.Geo.Org), text(s.Geo.Label),
-		texts(s.Tags), texts(s.Vulns), details)
-}
-
-// The current state takes the newest observation; what a bare SYN-ACK
-// cannot know (protocol, product, banner ...) is kept from earlier grabs.
-// An observation older than the stored one changes nothing but first_seen.
+// historyFromStage keeps every staged observation.
 var historyFromStage = `INSERT INTO service_history SELECT ` + strings.ReplaceAll(serviceColumnNames(), "\n", " ") + ` FROM stage_services`
 
-var upsertServices = `INSERT INTO services SELECT * FROM stage_services
-	QUALIFY row_number() OVER (PARTITION BY ip_lo, ip_hi, port, transport ORDER BY ts DESC) = 1
-ON CONFLICT (ip_lo, ip_hi, port, transport) DO UPDATE SET
-	first_seen = least(services.first_seen, excluded.first_seen),
-	last_seen = greatest(services.last_seen, excluded.last_seen),
-	id = CASE WHEN excluded.ts >= services.ts THEN excluded.id ELSE services.id END,
-	ts = greatest(services.ts, excluded.ts),
-	scan_id = CASE WHEN excluded.ts >= services.ts THEN excluded.scan_id ELSE services.scan_id END,
-	state = CASE WHEN excluded.ts >= services.ts THEN excluded.state ELSE services.state END,
-	ttl = CASE WHEN excluded.ts >= services.ts THEN coalesce(excluded.ttl, services.ttl) ELSE services.ttl END,
-	tcp_window = CASE WHEN excluded.ts >= services.ts THEN coalesce(excluded.tcp_window, services.tcp_window) ELSE services.tcp_window END,
-	protocol = ` + newer("protocol") + `, product = ` + newer("product") + `, version = ` + newer("version") + `,
-	version_key = ` + newer("version_key") + `, cpe = ` + newer("cpe") + `,
-	banner = ` + newer("banner") + `, banner_text = ` + newer("banner_text") + `,
-	http_status = ` + newer("http_status") + `, http_title = ` + newer("http_title") + `,
-	http_server = ` + newer("http_server") + `, http_favicon = ` + newer("http_favicon") + `,
-	tls_subject = ` + newer("tls_subject") + `, tls_issuer = ` + newer("tls_issuer") + `, tls_san = ` + newer("tls_san") + `,
-	tls_sha256 = ` + newer("tls_sha256") + `, tls_ja3s = ` + newer("tls_ja3s") + `, tls_not_after = ` + newer("tls_not_after") + `,
-	ssh_hassh = ` + newer("ssh_hassh") + `, ssh_hostkey = ` + newer("ssh_hostkey") + `,
-	country = ` + newer("country") + `, asn = ` + newer("asn") + `, org = ` + newer("org") + `, label = ` + newer("label") + `,
-	tags = ` + newer("tags") + `, vulns = ` + newer("vulns") + `, details = ` + newer("details")
+// mergeServices folds the staged observations into the current state in
+// bulk: the newest observation per service, merged with the stored row,
+// replaces it (one join over the table per ingest call, instead of an index
+// probe per row). What a bare SYN-ACK cannot know (protocol, product,
+// banner ...) is kept from earlier grabs; an observation older than the
+// stored one changes nothing but first_seen.
+var mergeServices = []string{
+	`INSERT INTO merged_services SELECT ` + mergeColumns() + `
+	FROM (SELECT * FROM stage_services
+		QUALIFY row_number() OVER (PARTITION BY ip_lo, ip_hi, port, transport ORDER BY ts DESC) = 1) n
+	LEFT JOIN services s ON s.ip_lo = n.ip_lo AND s.ip_hi = n.ip_hi AND s.port = n.port AND s.transport = n.transport`,
+	`DELETE FROM services USING merged_services m WHERE services.ip_lo = m.ip_lo AND services.ip_hi = m.ip_hi
+		AND services.port = m.port AND services.transport = m.transport`,
+	`INSERT INTO services SELECT * FROM merged_services`,
+	`DELETE FROM merged_services`,
+	`DELETE FROM stage_services`,
+}
 
-// newer takes the incoming value when the incoming observation is not
-// older and has one, else keeps the stored value.
-func newer(col string) string {
-	return fmt.Sprintf("CASE WHEN excluded.ts >= services.ts THEN coalesce(excluded.%[1]s, services.%[1]s) ELSE services.%[1]s END", col)
+func mergeColumns() string {
+	var parts []string
+	for _, c := range strings.Split(serviceColumnNames(), ", ") {
+		switch c {
+		case "ip_hi", "ip_lo", "port", "transport":
+			parts = append(parts, "n."+c)
+		case "ts":
+			parts = append(parts, "greatest(n.ts, coalesce(s.ts, n.ts))")
+		case "id", "scan_id", "state":
+			parts = append(parts, fmt.Sprintf("CASE WHEN s.ts IS NULL OR n.ts >= s.ts THEN n.%[1]s ELSE s.%[1]s END", c))
+		default:
+			parts = append(parts, fmt.Sprintf("CASE WHEN s.ts IS NULL OR n.ts >= s.ts THEN coalesce(n.%[1]s, s.%[1]s) ELSE s.%[1]s END", c))
+		}
+	}
+	parts = append(parts, "least(n.first_seen, coalesce(s.first_seen, n.first_seen))",
+		"greatest(n.last_seen, coalesce(s.last_seen, n.last_seen))")
+	return strings.Join(parts, ",\n\t\t")
 }

@@ -103,3 +103,44 @@ func BenchmarkIngestEvents(b *testing.B) {
 	}
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "events/s")
 }
+
+func synthServices(from, n int, now time.Time) []record.Service {
+	out := make([]record.Service, n)
+	for i := range out {
+		k := uint32(from + i)
+		ip := netip.AddrFrom4([4]byte{byte(1 + k%200), byte(k >> 8), byte(k >> 16), byte(k >> 24)})
+		out[i] = record.Service{ID: record.NewID(), Time: now, ScanID: "s", IP: ip, Port: 80, Transport: "tcp", State: "open",
+			Geo: record.Geo{Country: "DE", ASN: 64500, Org: "Org"}}
+	}
+	return out
+}
+
+// BenchmarkIngestServices stores scan results into a store that already
+// holds 500,000 services, half of the new ones seen before.
+func BenchmarkIngestServices(b *testing.B) {
+	s := openTest(b)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	call := func(from int) []*record.Batch {
+		var bs []*record.Batch
+		for j := 0; j < 50; j++ {
+			bs = append(bs, &record.Batch{ID: record.NewID(), Services: synthServices(from+j*1000, 1000, now)})
+		}
+		return bs
+	}
+	for i := 0; i < 10; i++ {
+		if _, err := s.Ingest(ctx, call(i*50000)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	total := 0
+	for i := 0; i < b.N; i++ {
+		// from 475,000: the first half overlaps what is stored
+		if _, err := s.Ingest(ctx, call(475000+i*25000)); err != nil {
+			b.Fatal(err)
+		}
+		total += 50000
+	}
+	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "services/s")
+}

@@ -18,10 +18,12 @@ var schema = []string{
 	// every observation of a service, as scanners and grabbers sent it
 	`CREATE TABLE IF NOT EXISTS service_history (` + serviceColumns + `)`,
 
-	// the current state of each (address, port, transport): what search sees
+	// the current state of each (address, port, transport): what search
+	// sees. No primary key: a key index made every upsert an index probe
+	// per row, and the ingester replaces rows in bulk instead (see
+	// mergeServices)
 	`CREATE TABLE IF NOT EXISTS services (` + serviceColumns + `,
-		first_seen TIMESTAMP, last_seen TIMESTAMP,
-		PRIMARY KEY (ip_lo, ip_hi, port, transport))`,
+		first_seen TIMESTAMP, last_seen TIMESTAMP)`,
 	// DuckDB looks things up through an index only on its first column,
 	// and only when the value is a constant in the SQL text: lookups by
 	// address write the (already parsed) integers into the query
