@@ -66,7 +66,7 @@ type serviceRow struct {
 	hi, lo     uint64
 	versionKey string
 	text       string // searchable projection of the banner
-	details    []byte // the whole observation, when it has more than a SYN-ACK says
+	details    []byte // the whole observation as JSON
 }
 
 // stageServices has the columns of services (the history's, then first
@@ -166,11 +166,9 @@ func buildColumns(batches []*record.Batch) *columns {
 			s := &b.Services[i]
 			r := &serviceRow{Service: s, versionKey: query.VersionKey(s.Version), text: searchText(s.Banner)}
 			r.hi, r.lo = hilo(s.IP)
-			if s.Protocol != "" || len(s.Banner) > 0 || s.HTTP != nil || s.TLS != nil || s.SSH != nil {
-				// a bare SYN-ACK adds nothing to keep: the last grab's
-				// details survive it in the current state
-				r.details, _ = json.Marshal(s)
-			}
+			// the whole observation: lookups read it instead of two dozen
+			// columns (mergeColumns keeps a grab's details over a bare SYN-ACK's)
+			r.details, _ = json.Marshal(s)
 			svs = append(svs, r)
 		}
 	}

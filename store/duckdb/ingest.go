@@ -234,6 +234,13 @@ func mergeColumns() string {
 			parts = append(parts, "greatest(n.ts, coalesce(s.ts, n.ts))")
 		case "id", "scan_id", "state":
 			parts = append(parts, fmt.Sprintf("CASE WHEN s.ts IS NULL OR n.ts >= s.ts THEN n.%[1]s ELSE s.%[1]s END", c))
+		case "details":
+			// a grab's details survive a later bare SYN-ACK (whose scan
+			// fields the columns carry)
+			parts = append(parts, `CASE WHEN s.ts IS NULL THEN n.details
+				WHEN n.ts >= s.ts AND coalesce(n.protocol, n.product, n.banner_text, n.tls_sha256, n.ssh_hassh,
+					n.http_status::VARCHAR) IS NOT NULL THEN n.details
+				ELSE s.details END`)
 		default:
 			parts = append(parts, fmt.Sprintf("CASE WHEN s.ts IS NULL OR n.ts >= s.ts THEN coalesce(n.%[1]s, s.%[1]s) ELSE s.%[1]s END", c))
 		}

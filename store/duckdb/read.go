@@ -24,45 +24,50 @@ import (
 // maxRows caps any page, whatever the caller asks.
 const maxRows = 10000
 
-// serviceSelect reads a current service: the stored observation (details)
-// plus the columns that the latest scan updates.
-const serviceSelect = `SELECT details, id, ts, scan_id, ip_hi, ip_lo, port, transport, state, ttl, tcp_window,
-	protocol, product, version, cpe, banner, country, asn, org, label, tags, vulns, first_seen, last_seen FROM services`
+// serviceSelect reads a current service: the stored observation (details,
+// the whole record as JSON) and the columns a later scan or enrichment
+// updates. Fewer columns read is most of a lookup's time.
+const serviceSelect = `SELECT details, ts, scan_id, state, ttl, tcp_window, first_seen, last_seen,
+	country, asn, org, label, ip_hi, ip_lo, port, transport FROM services`
 
-func scanService(rows *sql.Rows) (store.Service, error) {
-	var (
-		details, banner            []byte
-		id                         duckdb.UUID
-		t, first, last             time.Time
-		scanID, transport, state   sql.NullString
-		protocol, product, version sql.NullString
-		country, org, label        sql.NullString
-		hi, lo                     uint64
-		port                       uint16
-		ttl                        sql.Null[uint8]
-		window                     sql.Null[uint16]
-		asn                        sql.Null[uint32]
-		cpe, tags, vulns           any
-	)
-	if err := rows.Scan(&details, &id, &t, &scanID, &hi, &lo, &port, &transport, &state, &ttl, &window,
-		&protocol, &product, &version, &cpe, &banner, &country, &asn, &org, &label, &tags, &vulns, &first, &last); err != nil {
-		return store.Service{}, err
-	}
+// serviceScanner holds the scanned columns of serviceSelect.
+type serviceScanner struct {
+	details                        []byte
+	t, first, last                 sql.NullTime
+	scanID, state                  sql.NullString
+	country, org, label, transport sql.NullString
+	hi, lo                         uint64
+	port                           uint16
+	ttl                            sql.Null[uint8]
+	window                         sql.Null[uint16]
+	asn                            sql.Null[uint32]
+}
+
+func (r *serviceScanner) targets() []any {
+	return []any{&r.details, &r.t, &r.scanID, &r.state, &r.ttl, &r.window, &r.first, &r.last,
+		&r.country, &r.asn, &r.org, &r.label, &r.hi, &r.lo, &r.port, &r.transport}
+}
+
+func (r *serviceScanner) service() (store.Service, error) {
 	var s store.Service
-	if len(details) > 0 {
-		if err := json.Unmarshal(details, &s.Service); err != nil {
+	if len(r.details) > 0 {
+		if err := json.Unmarshal(r.details, &s.Service); err != nil {
 			return s, fmt.Errorf("service details: %w", err)
 		}
 	}
-	s.ID = record.ID(id)
-	s.Time, s.ScanID, s.IP, s.Port = t.UTC(), scanID.String, query.HiLoToAddr(hi, lo), port
-	s.Transport, s.State, s.TTL, s.Window = transport.String, state.String, ttl.V, window.V
-	s.Protocol, s.Product, s.Version = protocol.String, product.String, version.String
-	s.CPE, s.Tags, s.Vulns = strList(cpe), strList(tags), strList(vulns)
-	s.Banner = banner
-	s.Geo = record.Geo{Country: country.String, ASN: asn.V, Org: org.String, Label: label.String}
-	s.FirstSeen, s.LastSeen = first.UTC(), last.UTC()
+	s.Time, s.ScanID, s.IP, s.Port = r.t.Time.UTC(), r.scanID.String, query.HiLoToAddr(r.hi, r.lo), r.port
+	s.Transport, s.State, s.TTL, s.Window = r.transport.String, r.state.String, r.ttl.V, r.window.V
+	s.Geo = record.Geo{Country: r.country.String, ASN: r.asn.V, Org: r.org.String, Label: r.label.String}
+	s.FirstSeen, s.LastSeen = r.first.Time.UTC(), r.last.Time.UTC()
 	return s, nil
+}
+
+func scanService(rows interface{ Scan(...any) error }) (store.Service, error) {
+	var r serviceScanner
+	if err := rows.Scan(r.targets()...); err != nil {
+		return store.Service{}, err
+	}
+	return r.service()
 }
 
 // strList converts a scanned LIST of VARCHAR.
@@ -92,19 +97,46 @@ func u16List(v any) []uint16 {
 	return out
 }
 
-// Host returns the current services of an address and its sensor profile.
+// Host returns the current services of an address and its sensor profile,
+// in one query (each query costs a fixed few hundred microseconds).
 func (s *DB) Host(ctx context.Context, ip netip.Addr) (*store.Host, error) {
 	ip = ip.Unmap()
 	hi, lo := query.AddrToHiLo(ip)
-	rows, err := s.db.QueryContext(ctx, serviceSelect+" WHERE "+addrEq("ip", hi, lo)+" ORDER BY port, transport")
+	q := `SELECT 's', details, ts, scan_id, state, ttl, tcp_window, first_seen, last_seen, country, asn, org, label,
+			ip_hi, ip_lo, port, transport,
+			NULL::BIGINT, NULL::USMALLINT[], NULL::VARCHAR[], NULL::BIGINT, NULL::BIGINT, NULL::BOOLEAN
+		FROM services WHERE ` + addrEq("ip", hi, lo) + `
+		UNION ALL
+		SELECT 'p', NULL, NULL, NULL, classification, NULL, NULL, first_seen, last_seen, country, asn, org, actor,
+			src_hi, src_lo, 0, NULL,
+			events, ports, tags, len(sensors), len(dsts), handshake
+		FROM profiles WHERE ` + addrEq("src", hi, lo)
+	rows, err := s.db.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", ip, err)
 	}
 	defer rows.Close()
-	h := &store.Host{IP: ip}
+	h := &store.Host{IP: ip, Services: []store.Service{}}
 	cpes, tags, vulns := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for rows.Next() {
-		sv, err := scanService(rows)
+		var kind string
+		var events, nSensors, nDsts sql.NullInt64
+		var ports, ptags any
+		var handshake sql.NullBool
+		sr := serviceScanner{}
+		if err := rows.Scan(append([]any{&kind}, append(sr.targets(), &events, &ports, &ptags, &nSensors, &nDsts, &handshake)...)...); err != nil {
+			return nil, fmt.Errorf("host %s: %w", ip, err)
+		}
+		if kind == "p" {
+			h.Profile = &store.Profile{
+				IP: ip, FirstSeen: sr.first.Time.UTC(), LastSeen: sr.last.Time.UTC(), Events: events.Int64, Ports: u16List(ports),
+				Tags: strList(ptags), Sensors: nSensors.Int64, Destinations: nDsts.Int64, Handshake: handshake.Bool,
+				Classification: sr.state.String, Actor: sr.label.String,
+				Geo: record.Geo{Country: sr.country.String, ASN: sr.asn.V, Org: sr.org.String},
+			}
+			continue
+		}
+		sv, err := sr.service()
 		if err != nil {
 			return nil, fmt.Errorf("host %s: %w", ip, err)
 		}
@@ -130,21 +162,20 @@ func (s *DB) Host(ctx context.Context, ip netip.Addr) (*store.Host, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("host %s: %w", ip, err)
 	}
-	h.Ports = slices.Compact(h.Ports)
-	h.CPEs, h.Tags, h.Vulns = keys(cpes), keys(tags), keys(vulns)
-	p, err := s.Profile(ctx, ip, 0)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
-		return nil, err
-	default:
-		h.Profile = p
-		if h.Geo == (record.Geo{}) {
-			h.Geo = p.Geo
-		}
-	}
 	if len(h.Services) == 0 && h.Profile == nil {
 		return nil, store.ErrNotFound
+	}
+	slices.SortFunc(h.Services, func(a, b store.Service) int {
+		if a.Port != b.Port {
+			return int(a.Port) - int(b.Port)
+		}
+		return strings.Compare(a.Transport, b.Transport)
+	})
+	slices.Sort(h.Ports)
+	h.Ports = slices.Compact(h.Ports)
+	h.CPEs, h.Tags, h.Vulns = keys(cpes), keys(tags), keys(vulns)
+	if h.Geo == (record.Geo{}) && h.Profile != nil {
+		h.Geo = h.Profile.Geo
 	}
 	return h, nil
 }
