@@ -37,6 +37,8 @@ var (
 	reps      = flag.Int("reps", 200, "repetitions of each query")
 	e2e       = flag.Int("e2e", 2_000_000, "events for the end-to-end (bus to store) measure; 0 skips it")
 	dir       = flag.String("dir", "", "work directory (default: a temporary one, removed at the end)")
+	threads   = flag.Int("threads", 0, "DuckDB threads (0: all cores)")
+	reuse     = flag.Bool("reuse", false, "with -dir: query the store loaded by an earlier run instead of loading again")
 )
 
 func main() {
@@ -107,7 +109,7 @@ func run() error {
 		defer os.RemoveAll(d)
 		work = d
 	}
-	st, err := duckdb.Open(ctx, filepath.Join(work, "store"), duckdb.Options{})
+	st, err := duckdb.Open(ctx, filepath.Join(work, "store"), duckdb.Options{Threads: *threads})
 	if err != nil {
 		return err
 	}
@@ -116,9 +118,23 @@ func run() error {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const sources = 200_000
 
+	fmt.Printf("# vantage store benchmark (DuckDB, %s)\n\n", time.Now().Format(time.DateTime))
+	if *reuse {
+		u, err := st.Usage(ctx)
+		if err != nil {
+			return err
+		}
+		*nEvents, *nServices = int(u.Tables["events"].Rows), int(u.Tables["services"].Rows)
+		var last time.Time
+		if r, err := st.SearchEvents(ctx, store.Search{Limit: 1}); err == nil && len(r.Events) > 0 {
+			last = r.Events[0].Time
+		}
+		now = last
+		fmt.Printf("reusing %d events (newest %s) and %d services\n\n", *nEvents, last.Format(time.DateTime), *nServices)
+		return queries(ctx, st, now, rng, sources, work)
+	}
 	// load: events in calls of 160 batches of 1000, as the ingester groups
 	// them, in time order over the last 24 hours, as sensors send them
-	fmt.Printf("# vantage store benchmark (DuckDB, %s)\n\n", time.Now().Format(time.DateTime))
 	pool := events(rng, 500_000, now, sources)
 	step := 24 * time.Hour / time.Duration(max(*nEvents, 1))
 	start := time.Now()
@@ -160,6 +176,10 @@ func run() error {
 	fmt.Printf("loaded %d events (%.0f/s into the store, profiles included) and %d services (%.0f/s); %d profiles; %.1f GB on disk\n\n",
 		*nEvents, evRate, *nServices, svRate, u.Tables["profiles"].Rows, float64(u.Bytes)/1e9)
 
+	return queries(ctx, st, now, rng, sources, work)
+}
+
+func queries(ctx context.Context, st *duckdb.DB, now time.Time, rng *rand.Rand, sources int, work string) error {
 	type q struct {
 		name string
 		goal time.Duration
@@ -210,8 +230,12 @@ func run() error {
 			return err
 		}},
 	}
-	fmt.Println("| query | runs | p50 ms | p99 ms | goal | |")
-	fmt.Println("|---|---|---|---|---|---|")
+	// warm up: a running server has its hot data in DuckDB's buffer pool
+	for i := 0; i < 200; i++ {
+		st.Host(ctx, addr(uint32(rng.IntN(max(*nServices/2, 1)))))
+	}
+	fmt.Println("| query | runs | p50 ms | p90 ms | p99 ms | goal | |")
+	fmt.Println("|---|---|---|---|---|---|---|")
 	for _, qq := range qs {
 		n := *reps
 		if qq.goal >= 50*time.Millisecond || qq.goal == 0 {
@@ -226,7 +250,7 @@ func run() error {
 			ds = append(ds, time.Since(t0))
 		}
 		slices.Sort(ds)
-		p50, p99 := ds[len(ds)/2], ds[min(len(ds)-1, len(ds)*99/100)]
+		p50, p90, p99 := ds[len(ds)/2], ds[len(ds)*9/10], ds[min(len(ds)-1, len(ds)*99/100)]
 		verdict, goal := "", "-"
 		if qq.goal > 0 {
 			goal = fmt.Sprintf("p99 <= %d ms", qq.goal.Milliseconds())
@@ -235,7 +259,7 @@ func run() error {
 				verdict = "MISSED"
 			}
 		}
-		fmt.Printf("| %s | %d | %.2f | %.2f | %s | %s |\n", qq.name, n, ms(p50), ms(p99), goal, verdict)
+		fmt.Printf("| %s | %d | %.2f | %.2f | %.2f | %s | %s |\n", qq.name, n, ms(p50), ms(p90), ms(p99), goal, verdict)
 	}
 	if *e2e > 0 {
 		rate, err := endToEnd(ctx, work, *e2e)

@@ -264,10 +264,7 @@ func (s *DB) SearchServices(ctx context.Context, r store.Search) (*store.Service
 		return nil, err
 	}
 	res := &store.ServiceResult{Services: []store.Service{}}
-	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM services WHERE "+where, args...).Scan(&res.Total); err != nil {
-		return nil, fmt.Errorf("count services: %w", err)
-	}
-	if res.Facets, err = s.facets(ctx, "services", where, args, r.Facets); err != nil {
+	if res.Total, res.Facets, err = s.countFacets(ctx, "services", where, args, r.Facets); err != nil {
 		return nil, err
 	}
 	limit := pageSize(r.Limit)
@@ -326,17 +323,35 @@ func pageSize(n int) int {
 	return n
 }
 
-// facets counts the top values of each facet among the matching rows.
-func (s *DB) facets(ctx context.Context, table, where string, args []any, fs []query.Facet) (map[string][]store.FacetValue, error) {
-	if len(fs) == 0 {
-		return nil, nil
-	}
-	out := map[string][]store.FacetValue{}
+// countFacets counts the matching rows and the top values of each facet.
+// The total and every facet on a plain column come from one scan (GROUP
+// BY GROUPING SETS); a facet on a list column needs its own, to unnest.
+func (s *DB) countFacets(ctx context.Context, table, where string, args []any, fs []query.Facet) (int64, map[string][]store.FacetValue, error) {
+	var scalar, lists []query.Facet
+	seen := map[string]bool{}
 	for _, f := range fs {
-		q := f.Query(query.DuckDB, table, where)
-		rows, err := s.db.QueryContext(ctx, q, append(slices.Clone(args), f.Limit)...)
+		if seen[f.Column] {
+			continue
+		}
+		seen[f.Column] = true
+		if f.List {
+			lists = append(lists, f)
+		} else {
+			scalar = append(scalar, f)
+		}
+	}
+	var out map[string][]store.FacetValue
+	if len(fs) > 0 {
+		out = map[string][]store.FacetValue{}
+	}
+	total, err := s.groupingSets(ctx, table, where, args, scalar, out)
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, f := range lists {
+		rows, err := s.db.QueryContext(ctx, f.Query(query.DuckDB, table, where), append(slices.Clone(args), f.Limit)...)
 		if err != nil {
-			return nil, fmt.Errorf("facet %s: %w", f.Field, err)
+			return 0, nil, fmt.Errorf("facet %s: %w", f.Field, err)
 		}
 		vals := []store.FacetValue{}
 		for rows.Next() {
@@ -344,17 +359,86 @@ func (s *DB) facets(ctx context.Context, table, where string, args []any, fs []q
 			var n int64
 			if err := rows.Scan(&v, &n); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("facet %s: %w", f.Field, err)
+				return 0, nil, fmt.Errorf("facet %s: %w", f.Field, err)
 			}
 			vals = append(vals, store.FacetValue{Value: fmt.Sprint(v), Count: n})
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("facet %s: %w", f.Field, err)
+			return 0, nil, fmt.Errorf("facet %s: %w", f.Field, err)
 		}
 		out[f.Field] = vals
 	}
-	return out, nil
+	return total, out, nil
+}
+
+// groupingSets counts the rows and the top values of plain-column facets
+// in one query, filling out; it returns the total.
+func (s *DB) groupingSets(ctx context.Context, table, where string, args []any, fs []query.Facet, out map[string][]store.FacetValue) (int64, error) {
+	if len(fs) == 0 {
+		var n int64
+		if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM "+table+" WHERE "+where, args...).Scan(&n); err != nil {
+			return 0, fmt.Errorf("count %s: %w", table, err)
+		}
+		return n, nil
+	}
+	var gs, cols, sets, galias, valias []string
+	limit := 0
+	for i, f := range fs {
+		gs = append(gs, fmt.Sprintf("GROUPING(%s) AS g%d", f.Column, i))
+		cols = append(cols, fmt.Sprintf("%s AS v%d", f.Column, i))
+		sets = append(sets, "("+f.Column+")")
+		galias = append(galias, fmt.Sprintf("g%d", i))
+		valias = append(valias, fmt.Sprintf("v%d", i))
+		limit = max(limit, f.Limit)
+	}
+	// one more than asked: a NULL or empty value may take a place
+	q := fmt.Sprintf(`SELECT * FROM (SELECT %s, %s, count(*) AS n FROM %s WHERE %s GROUP BY GROUPING SETS (%s, ()))
+		QUALIFY row_number() OVER (PARTITION BY %s ORDER BY n DESC, %s) <= %d`,
+		strings.Join(gs, ", "), strings.Join(cols, ", "), table, where, strings.Join(sets, ", "),
+		strings.Join(galias, ", "), strings.Join(valias, ", "), limit+1)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return 0, fmt.Errorf("count %s with facets: %w", table, err)
+	}
+	defer rows.Close()
+	var total int64
+	k := len(fs)
+	for _, f := range fs {
+		out[f.Field] = []store.FacetValue{}
+	}
+	for rows.Next() {
+		vals := make([]any, 2*k+1)
+		ptrs := make([]any, len(vals))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return 0, fmt.Errorf("count %s with facets: %w", table, err)
+		}
+		n, _ := vals[2*k].(int64)
+		facet := -1
+		for i := 0; i < k; i++ {
+			if g, ok := vals[i].(int64); ok && g == 0 {
+				facet = i
+			} else if g, ok := vals[i].(int32); ok && g == 0 {
+				facet = i
+			}
+		}
+		if facet < 0 { // the grand total
+			total = n
+			continue
+		}
+		v := vals[k+facet]
+		if v == nil || v == "" {
+			continue
+		}
+		f := fs[facet]
+		if len(out[f.Field]) < f.Limit {
+			out[f.Field] = append(out[f.Field], store.FacetValue{Value: fmt.Sprint(v), Count: n})
+		}
+	}
+	return total, rows.Err()
 }
 
 type serviceKey struct {
@@ -439,11 +523,7 @@ func (s *DB) SearchEvents(ctx context.Context, r store.Search) (*store.EventResu
 	if err != nil {
 		return nil, err
 	}
-	total := int64(0)
-	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM events WHERE "+where, args...).Scan(&total); err != nil {
-		return nil, fmt.Errorf("count events: %w", err)
-	}
-	facets, err := s.facets(ctx, "events", where, args, r.Facets)
+	total, facets, err := s.countFacets(ctx, "events", where, args, r.Facets)
 	if err != nil {
 		return nil, err
 	}
