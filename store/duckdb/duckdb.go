@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/duckdb/duckdb-go/v2"
 
@@ -42,6 +43,8 @@ type DB struct {
 	// under wmu
 	seq        int64 // the last ingest call's number (events.seq)
 	profileSeq int64 // events up to this seq are folded into profiles
+
+	profiled atomic.Pointer[sources] // which addresses may have a profile
 
 	closing     chan struct{}
 	refreshDone chan struct{}
@@ -88,6 +91,10 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	if err := s.loadSeqs(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.loadSources(ctx, nil); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -66,6 +66,10 @@ func (s *DB) refreshProfiles(ctx context.Context) error {
 		return fmt.Errorf("refresh profiles: %w", err)
 	}
 	err := func() error {
+		// the filter learns the new sources before their profiles exist
+		if err := s.noteSources(ctx); err != nil {
+			return err
+		}
 		if _, err := s.w.ExecContext(ctx, foldProfiles, s.profileSeq, s.seq); err != nil {
 			return err
 		}
@@ -122,4 +126,63 @@ func (s *DB) refresher() {
 			wait = max(profileRefresh, 10*time.Since(start))
 		}
 	}
+}
+
+// noteSources adds the sources of the events not folded yet to the
+// profile filter, rebuilding it bigger when it is full (from the profiles
+// table, which does not hold them yet, plus all of them). Under wmu.
+func (s *DB) noteSources(ctx context.Context) error {
+	rows, err := s.w.QueryContext(ctx, `SELECT DISTINCT src_hi, src_lo FROM events WHERE seq > ? AND seq <= ?`, s.profileSeq, s.seq)
+	if err != nil {
+		return err
+	}
+	var fresh [][2]uint64
+	full := false
+	f := s.profiled.Load()
+	for rows.Next() {
+		var hi, lo uint64
+		if err := rows.Scan(&hi, &lo); err != nil {
+			rows.Close()
+			return err
+		}
+		if !f.add(hi, lo) {
+			full = true
+		}
+		fresh = append(fresh, [2]uint64{hi, lo})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if full {
+		return s.loadSources(ctx, fresh)
+	}
+	return nil
+}
+
+// loadSources builds the profile filter from the profiles table, plus
+// extra addresses, sized for twice what it holds.
+func (s *DB) loadSources(ctx context.Context, extra [][2]uint64) error {
+	var n int
+	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM profiles`).Scan(&n); err != nil {
+		return fmt.Errorf("profile filter: %w", err)
+	}
+	f := newSources(max(2*(n+len(extra)), 1<<16))
+	rows, err := s.w.QueryContext(ctx, `SELECT src_hi, src_lo FROM profiles`)
+	if err != nil {
+		return fmt.Errorf("profile filter: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var hi, lo uint64
+		if err := rows.Scan(&hi, &lo); err != nil {
+			return fmt.Errorf("profile filter: %w", err)
+		}
+		f.add(hi, lo)
+	}
+	for _, a := range extra {
+		f.add(a[0], a[1])
+	}
+	s.profiled.Store(f)
+	return rows.Err()
 }

@@ -105,12 +105,14 @@ func (s *DB) Host(ctx context.Context, ip netip.Addr) (*store.Host, error) {
 	q := `SELECT 's', details, ts, scan_id, state, ttl, tcp_window, first_seen, last_seen, country, asn, org, label,
 			ip_hi, ip_lo, port, transport,
 			NULL::BIGINT, NULL::USMALLINT[], NULL::VARCHAR[], NULL::BIGINT, NULL::BIGINT, NULL::BOOLEAN
-		FROM services WHERE ` + addrEq("ip", hi, lo) + `
-		UNION ALL
+		FROM services WHERE ` + addrEq("ip", hi, lo)
+	if s.profiled.Load().mayHave(hi, lo) {
+		q += ` UNION ALL
 		SELECT 'p', NULL, NULL, NULL, classification, NULL, NULL, first_seen, last_seen, country, asn, org, actor,
 			src_hi, src_lo, 0, NULL,
 			events, ports, tags, len(sensors), len(dsts), handshake
 		FROM profiles WHERE ` + addrEq("src", hi, lo)
+	}
 	rows, err := s.db.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("host %s: %w", ip, err)
@@ -197,6 +199,9 @@ func keys(m map[string]bool) []string {
 func (s *DB) Profile(ctx context.Context, ip netip.Addr, recent int) (*store.Profile, error) {
 	ip = ip.Unmap()
 	hi, lo := query.AddrToHiLo(ip)
+	if !s.profiled.Load().mayHave(hi, lo) {
+		return nil, store.ErrNotFound
+	}
 	var (
 		first, last              time.Time
 		events                   int64
