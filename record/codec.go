@@ -3,6 +3,8 @@ package record
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 )
 
 // Limits a decoder enforces, so a hostile or broken producer cannot make
@@ -114,6 +116,13 @@ func (s *Service) encode(e *encoder) {
 	if s.Geo != (Geo{}) {
 		e.msg(20, s.Geo.encode)
 	}
+	// sorted, so the same record always encodes to the same bytes
+	for _, k := range slices.Sorted(maps.Keys(s.Data)) {
+		e.msg(21, func(e *encoder) {
+			e.str(1, k)
+			e.str(2, s.Data[k])
+		})
+	}
 }
 
 func (s *Service) decode(d *decoder) {
@@ -162,6 +171,28 @@ func (s *Service) decode(d *decoder) {
 			s.Vulns = appendStr(d, s.Vulns)
 		case 20:
 			d.sub(s.Geo.decode)
+		case 21:
+			if len(s.Data) >= maxListItems {
+				d.fail(fmt.Errorf("more than %d data items", maxListItems))
+				break
+			}
+			var k, v string
+			d.sub(func(d *decoder) {
+				for d.next() {
+					switch d.field {
+					case 1:
+						k = d.str()
+					case 2:
+						v = d.str()
+					default:
+						d.skip()
+					}
+				}
+			})
+			if s.Data == nil {
+				s.Data = map[string]string{}
+			}
+			s.Data[k] = v
 		default:
 			d.skip()
 		}

@@ -62,6 +62,9 @@ func sampleBatch(rng *rand.Rand, n int) *Batch {
 			Geo: Geo{Country: str(), ASN: rng.Uint32(), Org: str(), Label: str()},
 		}
 		if rng.IntN(2) == 0 {
+			s.Data = map[string]string{str(): str(), "k" + str(): ""}
+		}
+		if rng.IntN(2) == 0 {
 			s.HTTP = &HTTP{Status: rng.IntN(600) - 50, Title: str(), Server: str(), FaviconHash: int32(rng.Uint32()),
 				BodySHA256: str(), Location: str(), Headers: []Header{{str(), str()}, {str(), ""}}}
 		}

@@ -84,6 +84,9 @@ type Service struct {
 	SSH      *SSH     `json:"ssh,omitempty"`
 	Tags     []string `json:"tags,omitempty"`
 	Vulns    []string `json:"vulns,omitempty"`
+	// Data holds protocol details a grabber learnt beyond the fields above
+	// ("rdp.protocols", "smb.dialect", "mysql.capabilities", ...).
+	Data map[string]string `json:"data,omitempty"`
 
 	Geo Geo `json:"geo"` // filled in at ingest
 }

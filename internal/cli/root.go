@@ -107,7 +107,7 @@ scanned unless you name it with --allow-reserved. See 'vantage help targets'.`,
 		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
 	root.PersistentFlags().String("log-level", "warn", "log level: debug, info, warn or error (logs go to stderr as text)")
-	root.AddCommand(newScanCmd(), newServerCmd(), newLookupCmd(), newSearchCmd(), newCountCmd(), newKeyCmd(), newVersionCmd())
+	root.AddCommand(newScanCmd(), newGrabCmd(), newServerCmd(), newLookupCmd(), newSearchCmd(), newCountCmd(), newKeyCmd(), newVersionCmd())
 	for _, t := range helpTopics {
 		root.AddCommand(&cobra.Command{Use: t.name, Short: t.short, Long: t.long})
 	}

@@ -41,6 +41,8 @@ type scanFlags struct {
 	output, format, states, metadata, scanID string
 	quiet, dryRun, listModules, dedupFull    bool
 	server, key, nats                        string
+	grab                                     bool
+	grabFlags                                grabFlags
 }
 
 func newScanCmd() *cobra.Command {
@@ -117,6 +119,8 @@ bear; the default is 10,000 probes per second.`,
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no status line or summary on stderr")
 	fl.DurationVar(&f.statusInterval, "status-interval", time.Second, "time between status lines")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the targets in probe order instead of sending anything")
+	fl.BoolVar(&f.grab, "grab", false, "identify every open port found (see 'vantage grab --help'); output is then one service per line")
+	f.grabFlags.register(cmd, "grab-")
 	return cmd
 }
 
@@ -184,6 +188,25 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 	if cfg.Output, err = scan.NewWriter(f.format, out); err != nil {
 		return usageError{err}
 	}
+	var pipe *grabPipe
+	if f.grab {
+		if f.format != "json" {
+			return usagef("--grab writes JSON lines; drop --format %s", f.format)
+		}
+		if err := f.grabFlags.check(); err != nil {
+			return err
+		}
+		if f.scanID == "" {
+			f.scanID = newScanID()
+			cfg.ScanID = f.scanID
+		}
+		gr, err := f.grabFlags.grabber(pol, f.scanID)
+		if err != nil {
+			return err
+		}
+		pipe = newGrabPipe(gr, out, f.grabFlags.concurrency)
+		cfg.Output = grabWriter{ctx: cmd.Context(), pipe: pipe}
+	}
 	if f.server != "" || f.nats != "" {
 		pub, err := newPublisher(cmd.Context(), f.server, f.key, f.nats, log, stderr)
 		if err != nil {
@@ -194,7 +217,11 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 				fmt.Fprintf(stderr, "vantage: %v\n", err)
 			}
 		}()
-		cfg.Output = teeWriter{cfg.Output, pub}
+		if pipe != nil {
+			pipe.pub = pub // grabbed services, not bare SYN-ACKs
+		} else {
+			cfg.Output = teeWriter{cfg.Output, pub}
+		}
 	}
 	if !f.quiet {
 		cfg.Status = stderr
@@ -203,6 +230,21 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 	}
 
 	sum, err := scan.Run(cmd.Context(), cfg)
+	if pipe != nil {
+		stop := func() {}
+		if !f.quiet {
+			fmt.Fprintf(stderr, "vantage: scan done, grabbing the %d services still queued\n", pipe.queued())
+			stop = pipe.status(stderr, f.statusInterval)
+		}
+		pipe.close()
+		stop()
+		if !f.quiet {
+			pipe.summary(stderr)
+		}
+		if err == nil {
+			err = pipe.err
+		}
+	}
 	if sum != nil && f.metadata != "" {
 		if merr := writeMetadata(f.metadata, sum); merr != nil && err == nil {
 			err = merr

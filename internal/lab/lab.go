@@ -38,9 +38,10 @@ const (
 
 // Lab is a handle on the running lab.
 type Lab struct {
-	Script    string // path of the netlab script
-	broughtUp bool
-	lock      *os.File
+	Script     string // path of the netlab script
+	broughtUp  bool
+	servicesUp bool
+	lock       *os.File
 }
 
 // Script finds the netlab script: $NETLAB, or ../shared/netlab/netlab
@@ -113,10 +114,68 @@ func Up(ctx context.Context) (*Lab, error) {
 	return l, nil
 }
 
+// NSServices is the namespace of `netlab services up`, the real daemons.
+const NSServices = "nl-svc"
+
+// ServicesUp starts the lab's twelve real daemons unless they run already;
+// Close stops them if this call started them.
+func (l *Lab) ServicesUp(ctx context.Context) error {
+	if NamespaceExists(NSServices) {
+		return nil
+	}
+	if out, err := l.netlab(ctx, "services", "up"); err != nil {
+		return fmt.Errorf("netlab services up: %v\n%s", err, out)
+	}
+	l.servicesUp = true
+	return nil
+}
+
+// Service is one line of `netlab services truth`.
+type Service struct {
+	Addr    netip.AddrPort
+	Name    string // ssh, http, https, redis ...
+	Product string
+	Version string // upstream version, as the daemon would say it
+	Package string
+}
+
+// ServicesTruth reads what the lab's daemons are, from the installed packages.
+func (l *Lab) ServicesTruth(ctx context.Context) ([]Service, error) {
+	out, err := l.netlab(ctx, "services", "truth")
+	if err != nil {
+		return nil, fmt.Errorf("netlab services truth: %v\n%s", err, out)
+	}
+	var svcs []Service
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || f[0] == "addr" {
+			continue
+		}
+		a, err := netip.ParseAddr(f[0])
+		if err != nil {
+			continue
+		}
+		port, err := strconv.ParseUint(f[1], 10, 16)
+		if err != nil {
+			continue
+		}
+		svcs = append(svcs, Service{Addr: netip.AddrPortFrom(a, uint16(port)), Name: f[2], Product: f[3], Version: f[4], Package: f[5]})
+	}
+	if len(svcs) == 0 {
+		return nil, fmt.Errorf("netlab services truth printed no service:\n%s", out)
+	}
+	return svcs, nil
+}
+
 // Close takes the lab down if Up brought it up, and releases the lock.
 // Set NETLAB_KEEP=1 to keep it.
 func (l *Lab) Close() error {
 	var err error
+	if l.servicesUp && !l.broughtUp && os.Getenv("NETLAB_KEEP") == "" {
+		if out, serr := l.netlab(context.Background(), "services", "down"); serr != nil {
+			err = fmt.Errorf("netlab services down: %v\n%s", serr, out)
+		}
+	}
 	if l.broughtUp && os.Getenv("NETLAB_KEEP") == "" {
 		var out []byte
 		if out, err = l.netlab(context.Background(), "down"); err != nil {
