@@ -19,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vantagehq/vantage/fingerprint"
 	"github.com/vantagehq/vantage/grab"
 	"github.com/vantagehq/vantage/record"
 	"github.com/vantagehq/vantage/scan"
@@ -74,9 +75,9 @@ func (g *grabFlags) check() error {
 	return nil
 }
 
-func (g *grabFlags) grabber(pol *target.Policy, scanID string) (*grab.Grabber, error) {
+func (g *grabFlags) grabber(pol *target.Policy, scanID string, stderr io.Writer) (*grab.Grabber, error) {
 	excluded := pol.Excluded()
-	ident, err := identifier(g.rulesFiles, g.nmapProbes, g.recog)
+	ident, err := identifier(g.rulesFiles, g.nmapProbes, g.recog, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +170,7 @@ func runGrab(cmd *cobra.Command, f *scanFlags, g *grabFlags, args []string) erro
 	if f.scanID == "" {
 		f.scanID = newScanID()
 	}
-	gr, err := g.grabber(pol, f.scanID)
+	gr, err := g.grabber(pol, f.scanID, cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
@@ -579,7 +580,49 @@ func newScanID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// identifier loads the fingerprint rules: ours, then the operator's files.
-func identifier(rules, nmap, recog []string) (func(*grab.Result), error) {
-	return nil, nil
+// identifier loads the fingerprint rules: ours first, then the
+// operator's own files and imports, each import reported on stderr.
+func identifier(rules, nmap, recog []string, stderr io.Writer) (func(*grab.Result), error) {
+	db := fingerprint.Default()
+	var extra []*fingerprint.DB
+	for _, name := range rules {
+		d, err := fingerprint.LoadFile(name)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		extra = append(extra, d)
+	}
+	imp := func(name string, fn func(io.Reader, string) (*fingerprint.DB, fingerprint.Report, error)) error {
+		f, err := os.Open(name)
+		if err != nil {
+			return usageError{err}
+		}
+		defer f.Close()
+		d, rep, err := fn(f, name)
+		if err != nil {
+			return usageError{fmt.Errorf("import %s: %w", name, err)}
+		}
+		fmt.Fprintf(stderr, "vantage: %s: imported %d of %d rules (%d skipped: Go's regexp lacks what they use, or they name no product)\n",
+			name, rep.Imported, rep.Total, rep.SkippedTotal())
+		extra = append(extra, d)
+		return nil
+	}
+	for _, name := range nmap {
+		if err := imp(name, fingerprint.ImportNmap); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range recog {
+		if err := imp(name, fingerprint.ImportRecog); err != nil {
+			return nil, err
+		}
+	}
+	if len(extra) > 0 {
+		merged, err := db.Merge(extra...)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		db = merged
+	}
+	return grab.Identifier(db), nil
 }

@@ -200,7 +200,7 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 			f.scanID = newScanID()
 			cfg.ScanID = f.scanID
 		}
-		gr, err := f.grabFlags.grabber(pol, f.scanID)
+		gr, err := f.grabFlags.grabber(pol, f.scanID, stderr)
 		if err != nil {
 			return err
 		}
