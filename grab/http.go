@@ -167,7 +167,8 @@ func readHead(s *Session) ([]byte, error) {
 			return s.ReadFull(i + 2)
 		}
 		if len(buf) >= httpMaxHead {
-			return nil, fmt.Errorf("%w: response head over %d bytes", ErrTooLarge, httpMaxHead)
+			// an endless head is still an HTTP server's: keep the start
+			return s.ReadFull(httpMaxHead)
 		}
 		if err := s.fill(); err != nil {
 			// a head cut off by the close still says who answered

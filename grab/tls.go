@@ -1,6 +1,7 @@
 package grab
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
@@ -64,6 +65,9 @@ func grabTLS(ctx context.Context, s *Session) (*Result, error) {
 	conn := tls.Client(raw, cfg)
 	herr := conn.HandshakeContext(ctx)
 	hello, _ := parseServerHello(raw.seen)
+	if s.first == nil && len(raw.seen) > 0 {
+		s.first = bytes.Clone(clip(raw.seen, 1024))
+	}
 	if herr != nil {
 		if hello == nil {
 			return nil, NotMine("no TLS ServerHello: %v", herr)
