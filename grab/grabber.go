@@ -1,6 +1,7 @@
 package grab
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -242,7 +243,17 @@ func (p *plan) close(s *Session) {
 	if s.first != nil && p.first == nil {
 		p.first = s.first
 	}
+	abort(s.raw)
 	s.conn.Close()
+}
+
+// abort makes Close send a RST instead of a FIN: the grab is over, and a
+// scanner that leaves thousands of sockets in TIME_WAIT spends kernel CPU
+// and source ports on nothing.
+func abort(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
 }
 
 // run tries modules in order until one identifies the service.
@@ -260,13 +271,9 @@ func (p *plan) run(ctx context.Context) (*Result, error) {
 	}
 	defer watch(ctx, s)()
 	if wait > 0 {
-		g, gerr := s.ReadFor(wait, 4096)
+		g, gerr := s.readGreeting(wait)
 		if len(g) > 0 {
-			s.Greeting = g
-			s.buf = g
-			if s.first == nil {
-				s.first = g[:min(len(g), 1024)]
-			}
+			s.Greeting = bytes.Clone(g)
 			defer p.close(s)
 			return p.greeted(ctx, s, mods)
 		}
@@ -361,10 +368,8 @@ func (p *plan) inner(ctx context.Context, s *Session) (*Result, error) {
 		}
 	}
 	if wait > 0 {
-		g, _ := s.ReadFor(wait, 4096)
-		if len(g) > 0 {
-			s.Greeting = g
-			s.buf = g
+		if g, _ := s.readGreeting(wait); len(g) > 0 {
+			s.Greeting = bytes.Clone(g)
 			return p.greeted(ctx, s, mods)
 		}
 	}

@@ -43,8 +43,9 @@ type Session struct {
 	UserAgent string
 
 	conn     net.Conn
-	buf      []byte // received, not yet consumed
-	received int    // total bytes read on this connection
+	raw      net.Conn // the socket under any TLS
+	buf      []byte   // received, not yet consumed
+	received int      // total bytes read on this connection
 	max      int
 	deadline time.Time
 	first    []byte // the first bytes ever received, for unknown services
@@ -54,7 +55,7 @@ type Session struct {
 
 func newSession(t Target, c net.Conn, max int, deadline time.Time) *Session {
 	c.SetDeadline(deadline)
-	return &Session{Target: t, conn: c, max: max, deadline: deadline}
+	return &Session{Target: t, conn: c, raw: c, max: max, deadline: deadline}
 }
 
 // Write sends p.
@@ -187,6 +188,55 @@ func (s *Session) ReadFor(wait time.Duration, limit int) ([]byte, error) {
 		err = nil
 	}
 	return out, err
+}
+
+// readGreeting waits up to wait for the server to speak first and returns
+// the first bytes it sends, without waiting for more: modules read the
+// rest of a greeting as they parse it.
+func (s *Session) readGreeting(wait time.Duration) ([]byte, error) {
+	end := time.Now().Add(wait)
+	if end.After(s.deadline) {
+		end = s.deadline
+	}
+	s.conn.SetReadDeadline(end)
+	defer s.conn.SetReadDeadline(s.deadline)
+	if len(s.buf) == 0 {
+		if err := s.fill(); err != nil {
+			return nil, err
+		}
+	}
+	// a text greeting is offered whole once its first line is in; a
+	// binary one once the server pauses (a server dripping bytes gets
+	// until the end of the wait)
+	for bytes.IndexByte(s.buf, '\n') < 0 && len(s.buf) < 1024 {
+		pause := time.Now().Add(greetingPause)
+		if pause.After(end) {
+			break
+		}
+		s.conn.SetReadDeadline(pause)
+		if err := s.fill(); err != nil {
+			if isTimeout(err) && len(s.buf) > 0 && s.buf[len(s.buf)-1] < 0x20 || !isTimeout(err) {
+				break
+			}
+			if len(s.buf) > 0 && !printable(s.buf) {
+				break
+			}
+		}
+	}
+	return s.buf, nil
+}
+
+// greetingPause is how long a server that sent part of a greeting may pause
+// before the greeting is taken as complete.
+const greetingPause = 50 * time.Millisecond
+
+func printable(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 && c != '\r' && c != '\n' && c != '\t' || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // Received is how many bytes the connection has delivered so far.

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -107,6 +108,28 @@ scanned unless you name it with --allow-reserved. See 'vantage help targets'.`,
 		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
 	root.PersistentFlags().String("log-level", "warn", "log level: debug, info, warn or error (logs go to stderr as text)")
+	// for benchmarks: where the CPU of a long run goes
+	root.PersistentFlags().String("cpuprofile", "", "write a CPU profile of the command to `FILE`")
+	root.PersistentFlags().MarkHidden("cpuprofile")
+	var profile *os.File
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		name, _ := cmd.Flags().GetString("cpuprofile")
+		if name == "" {
+			return nil
+		}
+		f, err := os.Create(name)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		profile = f
+		return pprof.StartCPUProfile(f)
+	}
+	root.PersistentPostRun = func(*cobra.Command, []string) {
+		if profile != nil {
+			pprof.StopCPUProfile()
+			profile.Close()
+		}
+	}
 	root.AddCommand(newScanCmd(), newGrabCmd(), newServerCmd(), newLookupCmd(), newSearchCmd(), newCountCmd(), newKeyCmd(), newVersionCmd())
 	for _, t := range helpTopics {
 		root.AddCommand(&cobra.Command{Use: t.name, Short: t.short, Long: t.long})
