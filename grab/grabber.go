@@ -36,7 +36,7 @@ type Config struct {
 }
 
 // DefaultUserAgent names the scanner and where to learn about it.
-const DefaultUserAgent = "Mozilla/5.0 (compatible; Vantage/1.0; +https://github.com/vantagehq/vantage/blob/main/docs/scanning.md)"
+const DefaultUserAgent = "Mozilla/5.0 (compatible; Vantage/1.0; +https://github.com/vantagehq/vantage/blob/main/docs/scanner.md)"
 
 // ErrExcluded is the error recorded for a target the policy refuses.
 var ErrExcluded = errors.New("address excluded")
