@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -138,4 +139,65 @@ func jsonIP(t *testing.T, line string) netip.Addr {
 		t.Fatalf("bad JSON line %q: %v", line, err)
 	}
 	return v.IP
+}
+
+// With the grabber: the farm scanned with --grab into a server, and
+// search 'port:80 http.server:nginx*' returns exactly the hosts netlab
+// says serve nginx.
+func TestScanGrabIntoServerSearchNginx(t *testing.T) {
+	needLab(t)
+	srv := testbin.StartServer(t, testbin.ServerOptions{Namespace: lab.NSScan, Args: geoArgs()})
+	r := scan(t, nil, append([]string{"-q", "-p", "80", "-r", "0", "--grab", "--grab-concurrency", "512", "--server", srv.URL, "--key", srv.Key}, farmArgs...)...)
+	if r.code != 0 {
+		t.Fatalf("scan --grab: exit %d: %s", r.code, r.stderr)
+	}
+	ctx := context.Background()
+	out, err := exec.CommandContext(ctx, theLab.Script, "truth", "80", "--banner").Output()
+	if err != nil {
+		t.Fatalf("netlab truth 80 --banner: %v", err)
+	}
+	nginx := map[netip.Addr]bool{}
+	all := 0
+	for _, line := range splitLines(string(out)) {
+		addr, banner, _ := strings.Cut(line, "\t")
+		all++
+		if strings.HasPrefix(strings.ToLower(banner), "nginx") {
+			nginx[netip.MustParseAddr(addr)] = true
+		}
+	}
+	if len(nginx) == 0 || len(nginx) == all {
+		t.Fatalf("the farm's truth has %d nginx hosts of %d: the test would prove nothing", len(nginx), all)
+	}
+	search := func(q string) map[netip.Addr]int {
+		out, err := lab.Command(ctx, lab.NSScan, binary, "search", q, "--format", "jsonl", "--server", srv.URL).Output()
+		if err != nil {
+			t.Fatalf("search %q: %v", q, err)
+		}
+		found := map[netip.Addr]int{}
+		for _, line := range splitLines(string(out)) {
+			found[jsonIP(t, line)]++
+		}
+		return found
+	}
+	if err := testbin.Wait(ctx, time.Minute, func() (bool, error) {
+		return len(search("port:80 _exists_:http.server")) == all, nil
+	}); err != nil {
+		t.Fatalf("the store never held the %d grabbed services: %v\n%s", all, err, srv.Log())
+	}
+	found := search("port:80 http.server:nginx*")
+	missing, extra := 0, 0
+	for a := range nginx {
+		if found[a] != 1 {
+			missing++
+		}
+	}
+	for a := range found {
+		if !nginx[a] {
+			extra++
+		}
+	}
+	t.Logf("search port:80 http.server:nginx*: %d results, truth %d nginx hosts of %d, missing %d, extra %d", len(found), len(nginx), all, missing, extra)
+	if missing+extra != 0 {
+		t.Errorf("search differs from netlab truth")
+	}
 }
