@@ -23,8 +23,14 @@ type publisher struct {
 }
 
 func newPublisher(ctx context.Context, serverURL, key, natsURL string, log *slog.Logger, stderr io.Writer) (*publisher, error) {
+	return newStreamPublisher(ctx, "scanner", bus.StreamResults, "results", serverURL, key, natsURL, log, stderr)
+}
+
+// newStreamPublisher publishes batches from a role ("scanner", "sensor")
+// to a bus stream, or to the server's ingest endpoint of the same name.
+func newStreamPublisher(ctx context.Context, role, stream, endpoint, serverURL, key, natsURL string, log *slog.Logger, stderr io.Writer) (*publisher, error) {
 	host, _ := os.Hostname()
-	producer := "scanner/" + host
+	producer := role + "/" + host
 	p := &publisher{stderr: stderr, closeFn: func() {}}
 	var send func(context.Context, *record.Batch) error
 	switch {
@@ -34,11 +40,11 @@ func newPublisher(ctx context.Context, serverURL, key, natsURL string, log *slog
 			return nil, err
 		}
 		p.closeFn = b.Close
-		subject := bus.Subject(bus.StreamResults, producer)
+		subject := bus.Subject(stream, producer)
 		send = func(ctx context.Context, batch *record.Batch) error { return b.Publish(ctx, subject, batch) }
 	default:
 		c := client.New(serverURL, key)
-		send = func(ctx context.Context, batch *record.Batch) error { return c.Ingest(ctx, "results", batch) }
+		send = func(ctx context.Context, batch *record.Batch) error { return c.Ingest(ctx, endpoint, batch) }
 	}
 	p.batcher = record.NewBatcher(record.BatcherConfig{
 		Producer: producer, Send: send, MaxRecords: 1000, MaxDelay: time.Second,
@@ -71,7 +77,7 @@ func (p *publisher) Close() error {
 	defer cancel()
 	err := p.batcher.Close(ctx)
 	batches, records, _ := p.batcher.Sent()
-	fmt.Fprintf(p.stderr, "vantage: published %d results in %d batches\n", records, batches)
+	fmt.Fprintf(p.stderr, "vantage: published %d records in %d batches\n", records, batches)
 	p.closeFn()
 	return err
 }

@@ -1,0 +1,236 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vantagehq/vantage/bus"
+	"github.com/vantagehq/vantage/record"
+	"github.com/vantagehq/vantage/sensor"
+)
+
+type sensorFlags struct {
+	iface, name, output  string
+	addresses            []string
+	listenPort           uint16
+	redirect, printRules bool
+	maxConns, perSource  int
+	connTimeout          time.Duration
+	server, key, nats    string
+	quiet                bool
+	statusInterval       time.Duration
+}
+
+func newSensorCmd() *cobra.Command {
+	f := &sensorFlags{}
+	cmd := &cobra.Command{
+		Use:   "sensor --interface IF --addresses CIDR... [--server URL | --nats URL | -o FILE]",
+		Short: "Listen on addresses that host nothing and record everything that reaches them",
+		Long: `Sensor owns addresses where nothing legitimate lives and records every
+packet that reaches them: every TCP SYN (also of scans that never complete a
+handshake), ICMP, UDP, with the header features that tell tools apart (TTL,
+IP ID, window, TCP options, sequence number). Packets are read from
+memory-mapped AF_PACKET rings, so nothing is sampled.
+
+Connections to any TCP port of those addresses are redirected (nftables) to
+one local port and answered by low-interaction responders that draw out the
+client's next message (an HTTP request, a TLS ClientHello, an SSH client
+banner, attempted logins); a connection event has "handshake": true, which a
+spoofed source can never produce.
+
+Events go to a server (--server, or --nats for the bus) and/or as JSON lines
+to a file (-o). It needs root (raw capture, nftables). Route the addresses
+to this machine (or assign them) before starting.`,
+		Example: `  # the netlab sensor: its dark /25, events to a server in the same namespace
+  sudo ip netns exec nl-sensor vantage sensor -i sensor0 --addresses 198.51.100.128/25 \
+      --server http://127.0.0.1:8080 --key $(cat data/admin.key)
+
+  # print the nftables redirect instead of loading it
+  vantage sensor --addresses 192.0.2.0/24 --print-redirect`,
+		RunE: func(cmd *cobra.Command, args []string) error { return runSensor(cmd, f) },
+	}
+	fl := cmd.Flags()
+	fl.SortFlags = false
+	fl.StringVarP(&f.iface, "interface", "i", "", "interface the addresses' traffic arrives on")
+	fl.StringArrayVarP(&f.addresses, "addresses", "a", nil, "`CIDR` the sensor owns; repeatable, IPv4 and IPv6")
+	fl.StringVar(&f.name, "name", "", "sensor name recorded in every event (default: the host name)")
+	fl.Uint16Var(&f.listenPort, "listen-port", 65534, "local port redirected connections arrive on")
+	fl.BoolVar(&f.redirect, "redirect", true, "load the nftables redirect of every TCP port to --listen-port (and remove it at exit)")
+	fl.BoolVar(&f.printRules, "print-redirect", false, "print the nftables redirect and exit")
+	fl.IntVar(&f.maxConns, "max-conns", 4096, "connections served at once; more are closed at once (their SYN is still recorded)")
+	fl.IntVar(&f.perSource, "per-source", 32, "connections served at once per source address")
+	fl.DurationVar(&f.connTimeout, "conn-timeout", 10*time.Second, "time a responder may spend on one connection")
+	fl.StringVar(&f.server, "server", "", "send events to this vantage server `URL` (a key with the scan scope)")
+	fl.StringVar(&f.key, "key", os.Getenv("VANTAGE_KEY"), "API key for --server ($VANTAGE_KEY)")
+	fl.StringVar(&f.nats, "nats", "", "send events straight onto this NATS bus `URL`")
+	fl.StringVarP(&f.output, "output", "o", "", "also write events as JSON lines to `FILE` ('-' = stdout)")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no status line on stderr")
+	fl.DurationVar(&f.statusInterval, "status-interval", 10*time.Second, "time between status lines")
+	return cmd
+}
+
+func runSensor(cmd *cobra.Command, f *sensorFlags) error {
+	var prefixes []netip.Prefix
+	for _, a := range f.addresses {
+		for _, part := range strings.Split(a, ",") {
+			part = strings.TrimSpace(part)
+			p, err := netip.ParsePrefix(part)
+			if err != nil {
+				addr, aerr := netip.ParseAddr(part)
+				if aerr != nil {
+					return usagef("--addresses %q: want a CIDR or an address", part)
+				}
+				p = netip.PrefixFrom(addr, addr.BitLen())
+			}
+			prefixes = append(prefixes, p.Masked())
+		}
+	}
+	if len(prefixes) == 0 {
+		return usagef("--addresses: name the CIDRs the sensor owns")
+	}
+	if f.printRules {
+		_, err := io.WriteString(cmd.OutOrStdout(), sensor.RedirectRules(prefixes, f.listenPort))
+		return err
+	}
+	if f.iface == "" {
+		return usagef("--interface: name the interface the addresses' traffic arrives on")
+	}
+	if f.server == "" && f.nats == "" && f.output == "" {
+		return usagef("events need somewhere to go: --server URL, --nats URL or -o FILE")
+	}
+	log, err := logger(cmd)
+	if err != nil {
+		return err
+	}
+	if f.name == "" {
+		f.name, _ = os.Hostname()
+	}
+	var sinks []func(record.Event)
+	if f.output != "" {
+		w := cmd.OutOrStdout()
+		if f.output != "-" {
+			file, err := os.Create(f.output)
+			if err != nil {
+				return fmt.Errorf("open output: %w", err)
+			}
+			defer file.Close()
+			w = file
+		}
+		bw := bufio.NewWriterSize(w, 64<<10)
+		var mu sync.Mutex
+		defer func() { mu.Lock(); bw.Flush(); mu.Unlock() }()
+		enc := json.NewEncoder(bw)
+		sinks = append(sinks, func(ev record.Event) {
+			mu.Lock()
+			enc.Encode(ev)
+			mu.Unlock()
+		})
+		// events should reach a file promptly even when traffic is thin
+		stopFlush := make(chan struct{})
+		defer close(stopFlush)
+		go func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-stopFlush:
+					return
+				case <-t.C:
+					mu.Lock()
+					bw.Flush()
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	if f.server != "" || f.nats != "" {
+		pub, err := newStreamPublisher(cmd.Context(), "sensor", bus.StreamEvents, "events", f.server, f.key, f.nats, log, cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := pub.Close(); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "vantage: %v\n", err)
+			}
+		}()
+		sinks = append(sinks, func(ev record.Event) { pub.batcher.AddEvent(ev) })
+	}
+	s, err := sensor.New(sensor.Config{
+		Name: f.name, Interface: f.iface, Addresses: prefixes, ListenPort: f.listenPort, Redirect: f.redirect,
+		MaxConns: f.maxConns, PerSource: f.perSource, ConnTimeout: f.connTimeout, Log: log,
+		Handler: sensorHandler(),
+		Emit: func(ev record.Event) {
+			tagEvent(&ev)
+			for _, sink := range sinks {
+				sink(ev)
+			}
+		},
+	})
+	if err != nil {
+		return usageError{err}
+	}
+	stderr := cmd.ErrOrStderr()
+	if !f.quiet {
+		fmt.Fprintf(stderr, "vantage: sensor %s on %s for %s, connections redirected to :%d\n", f.name, f.iface, joinPrefixes(prefixes), f.listenPort)
+		stop := sensorStatus(stderr, s, f.statusInterval)
+		defer stop()
+	}
+	err = s.Run(cmd.Context())
+	st := s.Stats()
+	if !f.quiet {
+		fmt.Fprintf(stderr, "vantage: sensor stopped: %d packets, %d events, %d connections (%d shed over budget), %d ring drops\n",
+			st.Packets.Load(), st.Events.Load(), st.Conns.Load(), st.ConnsShed.Load(), st.RingDrops.Load())
+	}
+	if err != nil {
+		return err
+	}
+	if cmd.Context().Err() != nil {
+		return errInterrupted
+	}
+	return nil
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, p.String())
+	}
+	return strings.Join(s, ", ")
+}
+
+func sensorStatus(w io.Writer, s *sensor.Sensor, every time.Duration) func() {
+	if every <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		var last uint64
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				st := s.Stats()
+				ev := st.Events.Load()
+				fmt.Fprintf(w, "vantage: sensor: %d events (%.0f/s), %d packets, %d connections, %d shed, %d ring drops\n",
+					ev, float64(ev-last)/every.Seconds(), st.Packets.Load(), st.Conns.Load(), st.ConnsShed.Load(), st.RingDrops.Load())
+				last = ev
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
