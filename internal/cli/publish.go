@@ -12,23 +12,38 @@ import (
 	"github.com/vantagehq/vantage/client"
 	"github.com/vantagehq/vantage/record"
 	"github.com/vantagehq/vantage/scan"
+	"github.com/vantagehq/vantage/spool"
 )
 
 // publisher sends a scan's TCP results to the platform as services, in
 // batches, over HTTP (--server) or straight onto the bus (--nats).
 type publisher struct {
-	batcher *record.Batcher
-	closeFn func()
-	stderr  io.Writer
+	batcher   *record.Batcher
+	spool     *spool.Spool
+	stopSpool context.CancelFunc
+	closeFn   func()
+	stderr    io.Writer
 }
 
 func newPublisher(ctx context.Context, serverURL, key, natsURL string, log *slog.Logger, stderr io.Writer) (*publisher, error) {
-	return newStreamPublisher(ctx, "scanner", bus.StreamResults, "results", serverURL, key, natsURL, log, stderr)
+	return newStreamPublisher(ctx, pubConfig{role: "scanner", stream: bus.StreamResults, endpoint: "results",
+		server: serverURL, key: key, nats: natsURL}, log, stderr)
+}
+
+// pubConfig says where a role's batches go.
+type pubConfig struct {
+	role, stream, endpoint string // "sensor", bus.StreamEvents, "events"
+	server, key, nats      string
+	// spoolDir keeps every batch on disk until the far side has it, so an
+	// unreachable bus or a restart loses nothing
+	spoolDir string
+	maxDelay time.Duration
 }
 
 // newStreamPublisher publishes batches from a role ("scanner", "sensor")
 // to a bus stream, or to the server's ingest endpoint of the same name.
-func newStreamPublisher(ctx context.Context, role, stream, endpoint, serverURL, key, natsURL string, log *slog.Logger, stderr io.Writer) (*publisher, error) {
+func newStreamPublisher(ctx context.Context, pc pubConfig, log *slog.Logger, stderr io.Writer) (*publisher, error) {
+	role, stream, endpoint, serverURL, key, natsURL := pc.role, pc.stream, pc.endpoint, pc.server, pc.key, pc.nats
 	host, _ := os.Hostname()
 	producer := role + "/" + host
 	p := &publisher{stderr: stderr, closeFn: func() {}}
@@ -46,8 +61,21 @@ func newStreamPublisher(ctx context.Context, role, stream, endpoint, serverURL, 
 		c := client.New(serverURL, key)
 		send = func(ctx context.Context, batch *record.Batch) error { return c.Ingest(ctx, endpoint, batch) }
 	}
+	if pc.spoolDir != "" {
+		sctx, cancel := context.WithCancel(context.Background())
+		sp, err := spool.Open(sctx, spool.Config{Dir: pc.spoolDir, Send: send, Log: log})
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		p.spool, p.stopSpool = sp, cancel
+		send = func(_ context.Context, b *record.Batch) error { return sp.Put(b) }
+	}
+	if pc.maxDelay <= 0 {
+		pc.maxDelay = time.Second
+	}
 	p.batcher = record.NewBatcher(record.BatcherConfig{
-		Producer: producer, Send: send, MaxRecords: 1000, MaxDelay: time.Second,
+		Producer: producer, Send: send, MaxRecords: 1000, MaxDelay: pc.maxDelay,
 		OnError: func(err error, attempt int) {
 			if attempt == 1 || attempt%10 == 0 {
 				fmt.Fprintf(stderr, "vantage: publishing results (will retry): %v\n", err)
@@ -76,6 +104,12 @@ func (p *publisher) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err := p.batcher.Close(ctx)
+	if p.spool != nil {
+		if derr := p.spool.Drain(ctx); derr != nil && err == nil {
+			err = fmt.Errorf("%w (they are delivered at the next start)", derr)
+		}
+		p.stopSpool()
+	}
 	batches, records, _ := p.batcher.Sent()
 	fmt.Fprintf(p.stderr, "vantage: published %d records in %d batches\n", records, batches)
 	p.closeFn()

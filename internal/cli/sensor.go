@@ -26,6 +26,7 @@ type sensorFlags struct {
 	maxConns, perSource  int
 	connTimeout          time.Duration
 	server, key, nats    string
+	spool                string
 	quiet                bool
 	statusInterval       time.Duration
 }
@@ -72,6 +73,7 @@ to this machine (or assign them) before starting.`,
 	fl.StringVar(&f.server, "server", "", "send events to this vantage server `URL` (a key with the scan scope)")
 	fl.StringVar(&f.key, "key", os.Getenv("VANTAGE_KEY"), "API key for --server ($VANTAGE_KEY)")
 	fl.StringVar(&f.nats, "nats", "", "send events straight onto this NATS bus `URL`")
+	fl.StringVar(&f.spool, "spool", "/var/spool/vantage-sensor", "keep events in this `DIR` until the server or bus has them (survives outages and restarts)")
 	fl.StringVarP(&f.output, "output", "o", "", "also write events as JSON lines to `FILE` ('-' = stdout)")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no status line on stderr")
 	fl.DurationVar(&f.statusInterval, "status-interval", 10*time.Second, "time between status lines")
@@ -153,7 +155,10 @@ func runSensor(cmd *cobra.Command, f *sensorFlags) error {
 		}()
 	}
 	if f.server != "" || f.nats != "" {
-		pub, err := newStreamPublisher(cmd.Context(), "sensor", bus.StreamEvents, "events", f.server, f.key, f.nats, log, cmd.ErrOrStderr())
+		// a short batching delay bounds what a crash can take with it; the
+		// spool keeps the rest across outages and restarts
+		pub, err := newStreamPublisher(cmd.Context(), pubConfig{role: "sensor", stream: bus.StreamEvents, endpoint: "events",
+			server: f.server, key: f.key, nats: f.nats, spoolDir: f.spool, maxDelay: 200 * time.Millisecond}, log, cmd.ErrOrStderr())
 		if err != nil {
 			return err
 		}
@@ -167,7 +172,7 @@ func runSensor(cmd *cobra.Command, f *sensorFlags) error {
 	s, err := sensor.New(sensor.Config{
 		Name: f.name, Interface: f.iface, Addresses: prefixes, ListenPort: f.listenPort, Redirect: f.redirect,
 		MaxConns: f.maxConns, PerSource: f.perSource, ConnTimeout: f.connTimeout, Log: log,
-		Handler: sensorHandler(),
+		Handler: sensorHandler(f.connTimeout),
 		Emit: func(ev record.Event) {
 			tagEvent(&ev)
 			for _, sink := range sinks {
