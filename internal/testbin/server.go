@@ -33,6 +33,7 @@ type ServerOptions struct {
 	Data      string   // data directory (default: a new temporary one)
 	Namespace string   // run inside this network namespace (ip netns exec)
 	Args      []string // more flags
+	Listen    string   // API address (default 127.0.0.1:0, a free port); fixed, for restarts at the same URL
 }
 
 var apiLine = regexp.MustCompile(`API on (http://\S+)`)
@@ -48,7 +49,10 @@ func StartServer(t testing.TB, o ServerOptions) *Server {
 	if o.Data == "" {
 		o.Data = t.TempDir()
 	}
-	args := append([]string{"server", "--data", o.Data, "--listen", "127.0.0.1:0"}, o.Args...)
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:0"
+	}
+	args := append([]string{"server", "--data", o.Data, "--listen", o.Listen}, o.Args...)
 	name := bin
 	if o.Namespace != "" {
 		args = append([]string{"netns", "exec", o.Namespace, bin}, args...)
