@@ -20,7 +20,7 @@ import (
 // destination in conntrack (read back with SO_ORIGINAL_DST). The sensor
 // loads it with --redirect; operators who manage nftables themselves can
 // print it with `vantage sensor --print-redirect` and load it their way.
-func RedirectRules(addrs []netip.Prefix, port uint16) string {
+func RedirectRules(addrs []netip.Prefix, port uint16, udpPorts ...uint16) string {
 	var v4, v6 []string
 	for _, p := range addrs {
 		if p.Addr().Is4() {
@@ -35,11 +35,22 @@ func RedirectRules(addrs []netip.Prefix, port uint16) string {
 	// killed sensor is replaced, in one transaction
 	fmt.Fprintf(&b, "add table inet %s\ndelete table inet %s\n", table, table)
 	fmt.Fprintf(&b, "table inet %s {\n  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n", table)
+	var udp []string
+	for _, p := range udpPorts {
+		udp = append(udp, fmt.Sprint(p))
+	}
 	if len(v4) > 0 {
 		fmt.Fprintf(&b, "    ip daddr { %s } meta l4proto tcp redirect to :%d\n", strings.Join(v4, ", "), port)
+		if len(udp) > 0 {
+			// same port, local address: the UDP responders listen there
+			fmt.Fprintf(&b, "    ip daddr { %s } udp dport { %s } redirect\n", strings.Join(v4, ", "), strings.Join(udp, ", "))
+		}
 	}
 	if len(v6) > 0 {
 		fmt.Fprintf(&b, "    ip6 daddr { %s } meta l4proto tcp redirect to :%d\n", strings.Join(v6, ", "), port)
+		if len(udp) > 0 {
+			fmt.Fprintf(&b, "    ip6 daddr { %s } udp dport { %s } redirect\n", strings.Join(v6, ", "), strings.Join(udp, ", "))
+		}
 	}
 	b.WriteString("  }\n}\n")
 	return b.String()
@@ -48,8 +59,8 @@ func RedirectRules(addrs []netip.Prefix, port uint16) string {
 func tableName(port uint16) string { return fmt.Sprintf("vantage_sensor_%d", port) }
 
 // redirect loads the rules and returns a function that removes them.
-func redirect(ctx context.Context, addrs []netip.Prefix, port uint16) (func(), error) {
-	if err := nft(ctx, RedirectRules(addrs, port)); err != nil {
+func redirect(ctx context.Context, addrs []netip.Prefix, port uint16, udpPorts []uint16) (func(), error) {
+	if err := nft(ctx, RedirectRules(addrs, port, udpPorts...)); err != nil {
 		return nil, fmt.Errorf("sensor: load the nftables redirect: %w", err)
 	}
 	return func() {

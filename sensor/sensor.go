@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"golang.org/x/time/rate"
 
 	"github.com/vantagehq/vantage/afpacket"
 	"github.com/vantagehq/vantage/record"
@@ -44,6 +45,11 @@ type Config struct {
 	Redirect bool
 	// Handler serves accepted connections; nil records the first bytes.
 	Handler Handler
+	// UDPPorts are answered by UDPHandler (DNS, SIP); other UDP is only
+	// recorded. Replies are never larger than the request and are rate
+	// limited, so the sensor cannot serve as a reflector.
+	UDPPorts   []uint16
+	UDPHandler func(payload []byte, dstPort uint16, ev *record.Event) []byte
 	// Emit receives every event, from several goroutines.
 	Emit func(record.Event)
 	// Bounds (defaults in brackets): connections at once [4096], per source [32],
@@ -55,14 +61,15 @@ type Config struct {
 
 // Stats counts what a sensor did.
 type Stats struct {
-	Packets     atomic.Uint64 // frames read from the rings
-	Events      atomic.Uint64 // events emitted
-	RingDrops   atomic.Uint64 // frames the kernel dropped because a ring was full
-	Conns       atomic.Uint64 // connections accepted
-	ConnsShed   atomic.Uint64 // closed at once: over a budget
-	NotOurs     atomic.Uint64 // frames to other addresses
-	Segments    atomic.Uint64 // TCP segments without SYN: counted, not events
-	Undecodable atomic.Uint64
+	Packets                    atomic.Uint64 // frames read from the rings
+	Events                     atomic.Uint64 // events emitted
+	RingDrops                  atomic.Uint64 // frames the kernel dropped because a ring was full
+	Conns                      atomic.Uint64 // connections accepted
+	ConnsShed                  atomic.Uint64 // closed at once: over a budget
+	NotOurs                    atomic.Uint64 // frames to other addresses
+	Segments                   atomic.Uint64 // TCP segments without SYN: counted, not events
+	UDPAnswered, UDPUnanswered atomic.Uint64
+	Undecodable                atomic.Uint64
 }
 
 // Sensor runs the capture and the listener.
@@ -143,7 +150,11 @@ func (s *Sensor) Run(ctx context.Context) error {
 		rings = append(rings, r)
 	}
 	if s.cfg.Redirect {
-		undo, err := redirect(ctx, s.cfg.Addresses, s.cfg.ListenPort)
+		var udp []uint16
+		if s.cfg.UDPHandler != nil {
+			udp = s.cfg.UDPPorts
+		}
+		undo, err := redirect(ctx, s.cfg.Addresses, s.cfg.ListenPort, udp)
 		if err != nil {
 			return err
 		}
@@ -153,10 +164,17 @@ func (s *Sensor) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pcs, err := s.listenUDP()
+	if err != nil {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, len(rings)+len(lns))
+	errs := make(chan error, len(rings)+len(lns)+len(pcs))
 	for _, r := range rings {
 		wg.Add(1)
 		go func() {
@@ -171,10 +189,20 @@ func (s *Sensor) Run(ctx context.Context) error {
 			errs <- s.serve(ctx, ln)
 		}()
 	}
+	for _, pc := range pcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.answerUDP(pc)
+		}()
+	}
 	go func() {
 		<-ctx.Done()
 		for _, ln := range lns {
 			ln.Close()
+		}
+		for _, pc := range pcs {
+			pc.Close()
 		}
 	}()
 	var first error
@@ -355,4 +383,51 @@ func abortConn(c net.Conn) {
 		tc.SetLinger(0)
 	}
 	c.Close()
+}
+
+func (s *Sensor) listenUDP() ([]net.PacketConn, error) {
+	if s.cfg.UDPHandler == nil {
+		return nil, nil
+	}
+	var pcs []net.PacketConn
+	for _, port := range s.cfg.UDPPorts {
+		for _, network := range []string{"udp4", "udp6"} {
+			pc, err := net.ListenPacket(network, fmt.Sprintf(":%d", port))
+			if err != nil {
+				if network == "udp6" {
+					continue
+				}
+				for _, p := range pcs {
+					p.Close()
+				}
+				return nil, fmt.Errorf("sensor: listen on udp port %d: %w", port, err)
+			}
+			pcs = append(pcs, pc)
+		}
+	}
+	return pcs, nil
+}
+
+// answerUDP replies to datagrams on one port. The capture has recorded
+// them already; this only answers, within a global reply rate.
+func (s *Sensor) answerUDP(pc net.PacketConn) {
+	port := uint16(pc.LocalAddr().(*net.UDPAddr).Port)
+	limit := rate.NewLimiter(1000, 100)
+	buf := make([]byte, 65536)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		if !limit.Allow() {
+			s.stats.UDPUnanswered.Add(1)
+			continue
+		}
+		var ev record.Event
+		reply := s.cfg.UDPHandler(buf[:n], port, &ev)
+		if len(reply) > 0 && len(reply) <= n {
+			pc.WriteTo(reply, from)
+			s.stats.UDPAnswered.Add(1)
+		}
+	}
 }

@@ -16,7 +16,12 @@ import (
 	"github.com/vantagehq/vantage/bus"
 	"github.com/vantagehq/vantage/record"
 	"github.com/vantagehq/vantage/sensor"
+	"github.com/vantagehq/vantage/sensor/respond"
 )
+
+// sensorUDPPorts are the UDP ports the sensor answers (the others it only
+// records): DNS and SIP.
+var sensorUDPPorts = []uint16{53, 5060}
 
 type sensorFlags struct {
 	iface, name, output  string
@@ -100,7 +105,7 @@ func runSensor(cmd *cobra.Command, f *sensorFlags) error {
 		return usagef("--addresses: name the CIDRs the sensor owns")
 	}
 	if f.printRules {
-		_, err := io.WriteString(cmd.OutOrStdout(), sensor.RedirectRules(prefixes, f.listenPort))
+		_, err := io.WriteString(cmd.OutOrStdout(), sensor.RedirectRules(prefixes, f.listenPort, sensorUDPPorts...))
 		return err
 	}
 	if f.iface == "" {
@@ -172,7 +177,7 @@ func runSensor(cmd *cobra.Command, f *sensorFlags) error {
 	s, err := sensor.New(sensor.Config{
 		Name: f.name, Interface: f.iface, Addresses: prefixes, ListenPort: f.listenPort, Redirect: f.redirect,
 		MaxConns: f.maxConns, PerSource: f.perSource, ConnTimeout: f.connTimeout, Log: log,
-		Handler: sensorHandler(f.connTimeout),
+		Handler: sensorHandler(f.connTimeout), UDPPorts: sensorUDPPorts, UDPHandler: respond.HandlePacket,
 		Emit: func(ev record.Event) {
 			tagEvent(&ev)
 			for _, sink := range sinks {
