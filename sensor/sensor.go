@@ -140,10 +140,15 @@ func (s *Sensor) Run(ctx context.Context) error {
 			r.Close()
 		}
 	}()
-	for _, proto := range []uint16{unix.ETH_P_IP, unix.ETH_P_IPV6} {
+	for _, ring := range []struct {
+		proto  uint16
+		blocks int
+	}{{unix.ETH_P_IP, 16}, {unix.ETH_P_IPV6, 4}} {
 		// a socket bound to one EtherType sees received frames only, not
-		// the sensor's own replies
-		r, err := afpacket.NewRX(afpacket.RXConfig{Ifindex: ifi.Index, Protocol: proto, Blocks: 32, BlockSize: 1 << 20})
+		// the sensor's own replies. 16 MiB hold about a third of a second
+		// of a SYN flood at the lab's ceiling: the reader empties it long
+		// before, and the sensor stays small when traffic is thin
+		r, err := afpacket.NewRX(afpacket.RXConfig{Ifindex: ifi.Index, Protocol: ring.proto, Blocks: ring.blocks, BlockSize: 1 << 20})
 		if err != nil {
 			return fmt.Errorf("sensor: capture on %s: %w", s.cfg.Interface, err)
 		}
