@@ -8,7 +8,7 @@ n="${1:-40}"
 mod="$(cd "$top" && go list -m)"
 cache="$(go env GOCACHE)/fuzz/$mod"
 [ -d "$cache" ] || { echo "no fuzz cache under $cache"; exit 0; }
-find "$cache" -mindepth 2 -maxdepth 2 -type d | while read -r dir; do
+find "$cache" -type d -name 'Fuzz*' | while read -r dir; do  # targets of nested packages too
   pkg="${dir#"$cache"/}"; pkg="${pkg%/*}"; target="$(basename "$dir")"
   dest="$top/$pkg/testdata/fuzz/$target"
   mkdir -p "$dest"
