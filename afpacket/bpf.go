@@ -36,3 +36,36 @@ func IPv4Filter(dst uint32, protocols []uint8, snap uint32) []unix.SockFilter {
 	)
 	return prog
 }
+
+// SYNFilter is a sensor's capture filter: every IPv4 and IPv6 packet except
+// TCP segments without SYN, which belong to connections the sensor's
+// responders record. Dropping them in the kernel keeps a large upload from
+// flooding the ring and crowding out the SYNs of a scan. IPv4 fragments
+// after the first, and IPv6 packets with extension headers, pass (their
+// TCP header is not where the filter looks); so does anything else.
+func SYNFilter() []unix.SockFilter {
+	const (
+		bpfJset  = unix.BPF_JMP | unix.BPF_JSET | unix.BPF_K
+		bpfLdxB  = unix.BPF_LDX | unix.BPF_B | unix.BPF_MSH
+		bpfLdInd = unix.BPF_LD | unix.BPF_B | unix.BPF_IND
+		snap     = 0xffff
+	)
+	return []unix.SockFilter{
+		/* 0 */ {Code: bpfLdH, K: 12}, // EtherType
+		/* 1 */ {Code: bpfJeq, Jt: 0, Jf: 7, K: unix.ETH_P_IP}, // no: 9
+		/* 2 */ {Code: bpfLdB, K: 14 + 9}, // IPv4 protocol
+		/* 3 */ {Code: bpfJeq, Jt: 0, Jf: 11, K: unix.IPPROTO_TCP}, // no: accept
+		/* 4 */ {Code: bpfLdH, K: 14 + 6}, // flags, fragment offset
+		/* 5 */ {Code: bpfJset, Jt: 9, Jf: 0, K: 0x1fff}, // a later fragment: accept
+		/* 6 */ {Code: bpfLdxB, K: 14}, // X = IPv4 header length
+		/* 7 */ {Code: bpfLdInd, K: 14 + 13}, // TCP flags
+		/* 8 */ {Code: bpfJset, Jt: 6, Jf: 5, K: 0x02}, // SYN: accept, else drop
+		/* 9 */ {Code: bpfJeq, Jt: 0, Jf: 5, K: unix.ETH_P_IPV6}, // neither: accept
+		/* 10 */ {Code: bpfLdB, K: 14 + 6}, // IPv6 next header
+		/* 11 */ {Code: bpfJeq, Jt: 0, Jf: 3, K: unix.IPPROTO_TCP}, // no: accept
+		/* 12 */ {Code: bpfLdB, K: 14 + 40 + 13}, // TCP flags
+		/* 13 */ {Code: bpfJset, Jt: 1, Jf: 0, K: 0x02},
+		/* 14 */ {Code: bpfRetK, K: 0},
+		/* 15 */ {Code: bpfRetK, K: snap},
+	}
+}

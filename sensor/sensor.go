@@ -143,12 +143,17 @@ func (s *Sensor) Run(ctx context.Context) error {
 	for _, ring := range []struct {
 		proto  uint16
 		blocks int
-	}{{unix.ETH_P_IP, 16}, {unix.ETH_P_IPV6, 4}} {
-		// a socket bound to one EtherType sees received frames only, not
-		// the sensor's own replies. 16 MiB hold about a third of a second
-		// of a SYN flood at the lab's ceiling: the reader empties it long
-		// before, and the sensor stays small when traffic is thin
-		r, err := afpacket.NewRX(afpacket.RXConfig{Ifindex: ifi.Index, Protocol: ring.proto, Blocks: ring.blocks, BlockSize: 1 << 20})
+	}{{unix.ETH_P_IP, 64}, {unix.ETH_P_IPV6, 8}} {
+		// A socket bound to one EtherType sees received frames only, not
+		// the sensor's own replies; segments of established connections
+		// stay out of the ring (see SYNFilter). The kernel keeps the whole
+		// ring resident, so it is small (8 MiB: about 50,000 SYNs), and
+		// made of many small blocks: a block is handed over when full or
+		// after the timeout, so with thin traffic the number of blocks,
+		// not their size, is how long the reader may be starved of CPU
+		// (64 x 50 ms) before the kernel drops anything.
+		r, err := afpacket.NewRX(afpacket.RXConfig{Ifindex: ifi.Index, Protocol: ring.proto, Blocks: ring.blocks, BlockSize: 128 << 10,
+			Timeout: 50 * time.Millisecond, Filter: afpacket.SYNFilter()})
 		if err != nil {
 			return fmt.Errorf("sensor: capture on %s: %w", s.cfg.Interface, err)
 		}
