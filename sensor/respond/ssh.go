@@ -3,20 +3,28 @@ package respond
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/md5"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
+	"net"
 	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/vantagehq/vantage/record"
 )
 
-// SSH (RFC 4253): sends a version line, reads the client's version line
-// (recorded as UserAgent) and its KEXINIT (HASSH into Event.HASSH), sends a
-// KEXINIT of our own and closes before the key exchange: no key exchange
-// is done, so no authentication is ever attempted, let alone allowed, and
-// no credentials are recorded.
+// SSH (RFC 4253): a real key exchange and user authentication
+// (golang.org/x/crypto/ssh's server, with a host key made at start) in
+// which every attempt fails: the client's version line is recorded as
+// UserAgent, its KEXINIT as HASSH (read from the bytes it sent), and the
+// user names and passwords it tries as credentials. No session, no shell,
+// no channel is ever opened.
 func init() {
 	Register(&Responder{Name: "ssh", Ports: []uint16{22, 2222}, ServerFirst: true,
 		Detect: detectSSH, Serve: serveSSH})
@@ -128,26 +136,59 @@ func readSSHVersion(c *Conn) (string, error) {
 	return string(line), nil
 }
 
-// readSSHPacket reads one unencrypted binary packet and returns its
-// payload.
-func readSSHPacket(c *Conn) ([]byte, error) {
-	hdr, err := c.ReadFull(5)
+// sshMaxAttempts bounds the authentication attempts recorded per
+// connection (x/crypto/ssh ends the connection after them).
+const sshMaxAttempts = 6
+
+var errSSHDenied = errors.New("permission denied")
+
+// sshHostKey is made once per process: a sensor's key is as good as any.
+var sshHostKey = sync.OnceValues(func() (ssh.Signer, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	n := binary.BigEndian.Uint32(hdr)
-	pad := int(hdr[4])
-	if n < 5 || n > sshMaxPacket || int(n) > c.Lim.MaxMessage || pad >= int(n) {
-		return nil, ErrLimit
-	}
-	body, err := c.ReadFull(int(n) - 1)
-	if err != nil {
-		return nil, err
-	}
-	return body[:len(body)-pad], nil
-}
+	return ssh.NewSignerFromKey(priv)
+})
 
 func serveSSH(ctx context.Context, c *Conn, ev *record.Event) error {
+	key, err := sshHostKey()
+	if err != nil {
+		return err
+	}
+	var creds []string
+	login := func(user, password string) {
+		if ev.Username == "" {
+			ev.Username, ev.Password = clean(user, 255), clean(password, 255)
+		}
+		if len(creds) < sshMaxAttempts {
+			creds = append(creds, clean(user, 64)+":"+clean(password, 64))
+		}
+	}
+	cfg := &ssh.ServerConfig{
+		ServerVersion: sshServerVersion,
+		MaxAuthTries:  sshMaxAttempts,
+		PasswordCallback: func(m ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
+			login(m.User(), string(password))
+			return nil, errSSHDenied
+		},
+		KeyboardInteractiveCallback: func(m ssh.ConnMetadata, ask ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+			answers, err := ask(m.User(), "", []string{"Password: "}, []bool{false})
+			if err == nil && len(answers) == 1 {
+				login(m.User(), answers[0])
+			}
+			return nil, errSSHDenied
+		},
+		PublicKeyCallback: func(m ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
+			// offering a key is not trying a password: kept as a fact
+			c.Fact("ssh.publickey", clean(m.User(), 64)+" "+k.Type()+" "+ssh.FingerprintSHA256(k))
+			return nil, errSSHDenied
+		},
+	}
+	cfg.AddHostKey(key)
+	// the version exchange is ours, so a client that is not SSH is told
+	// apart at once (x/crypto/ssh would wait for a version line); the
+	// library then gets the client's line replayed and its own swallowed
 	if err := c.Write([]byte(sshServerVersion + "\r\n")); err != nil {
 		return err
 	}
@@ -158,19 +199,68 @@ func serveSSH(ctx context.Context, c *Conn, ev *record.Event) error {
 	if err != nil {
 		return err
 	}
-	if err := c.Write(sshServerKexInit()); err != nil {
-		return err
+	tee := &sshTee{c: c, pending: []byte(v + "\r\n"), swallow: []byte(sshServerVersion + "\r\n")}
+	_, _, _, err = ssh.NewServerConn(tee, cfg)
+	// what the client sent in the clear: its version line, then KEXINIT
+	if line, rest, ok := bytes.Cut(tee.seen, []byte("\n")); ok && bytes.HasPrefix(line, []byte("SSH-")) {
+		if len(rest) > 5 {
+			n := int(binary.BigEndian.Uint32(rest))
+			if n >= 5 && n <= sshMaxPacket && len(rest) >= 4+n && int(rest[4]) < n {
+				if k, kerr := parseKexInit(rest[5 : 4+n-int(rest[4])]); kerr == nil {
+					ev.HASSH = k.HASSH()
+					c.Fact("ssh.hassh", k.HASSHString())
+					c.Fact("ssh.hostkey_algorithms", strings.Join(k.Lists[1], ","))
+				}
+			}
+		}
 	}
-	p, err := readSSHPacket(c)
-	if err != nil {
-		return err
+	if len(creds) > 0 {
+		c.Fact("ssh.credentials", strings.Join(creds, ", "))
 	}
-	k, err := parseKexInit(p)
-	if err != nil {
-		return err
+	if errors.Is(err, errSSHDenied) || err != nil && strings.Contains(err.Error(), "no auth passed yet") {
+		return nil // the usual end: every attempt refused
 	}
-	ev.HASSH = k.HASSH()
-	c.Fact("ssh.hassh", k.HASSHString())
-	c.Fact("ssh.hostkey_algorithms", strings.Join(k.Lists[1], ","))
-	return nil
+	return err
 }
+
+// sshTee is the connection as x/crypto/ssh sees it: reads go through the
+// responder's capped reader (the client's version line, already read,
+// first), the first bytes are kept for the HASSH, and the library's own
+// version line, already sent, is dropped.
+type sshTee struct {
+	c       *Conn
+	seen    []byte
+	pending []byte
+	swallow []byte
+}
+
+func (t *sshTee) Read(p []byte) (n int, err error) {
+	if len(t.pending) > 0 {
+		n = copy(p, t.pending)
+		t.pending = t.pending[n:]
+	} else {
+		n, err = t.c.Read(p)
+	}
+	if room := 8192 - len(t.seen); room > 0 && n > 0 {
+		t.seen = append(t.seen, p[:min(n, room)]...)
+	}
+	return n, err
+}
+
+func (t *sshTee) Write(p []byte) (int, error) {
+	if t.swallow != nil && bytes.Equal(p, t.swallow) {
+		t.swallow = nil
+		return len(p), nil
+	}
+	if err := t.c.Write(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (t *sshTee) Close() error                       { return t.c.nc.Close() }
+func (t *sshTee) LocalAddr() net.Addr                { return t.c.nc.LocalAddr() }
+func (t *sshTee) RemoteAddr() net.Addr               { return t.c.nc.RemoteAddr() }
+func (t *sshTee) SetDeadline(d time.Time) error      { return t.c.nc.SetDeadline(d) }
+func (t *sshTee) SetReadDeadline(d time.Time) error  { return t.c.nc.SetReadDeadline(d) }
+func (t *sshTee) SetWriteDeadline(d time.Time) error { return t.c.nc.SetWriteDeadline(d) }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // TestSSHOpenSSH: a real OpenSSH client gets our version and KEXINIT, we
@@ -59,5 +61,35 @@ func TestSSHNotSSH(t *testing.T) {
 	s := wait(t, ch, 5*time.Second)
 	if s.err == nil || !strings.Contains(string(s.ev.Payload), "GET / HTTP/1.0") {
 		t.Errorf("%v %q", s.err, s.ev.Payload)
+	}
+}
+
+// TestSSHPasswordsRecorded: a client that completes the key exchange and
+// tries passwords is refused every time, and the attempts are recorded.
+func TestSSHPasswordsRecorded(t *testing.T) {
+	addr, ch := listen(t, 22, Limits{})
+	tries := []string{"hunter2", "123456", "admin"}
+	i := 0
+	cfg := &ssh.ClientConfig{
+		User: "root",
+		Auth: []ssh.AuthMethod{ssh.RetryableAuthMethod(ssh.PasswordCallback(func() (string, error) {
+			p := tries[i%len(tries)]
+			i++
+			return p, nil
+		}), len(tries))},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(),
+		ClientVersion:   "SSH-2.0-Go-bruteforcer",
+		Timeout:         5 * time.Second,
+	}
+	if c, err := ssh.Dial("tcp", addr, cfg); err == nil {
+		c.Close()
+		t.Fatal("a login succeeded")
+	}
+	s := wait(t, ch, 10*time.Second)
+	if s.ev.Username != "root" || s.ev.Password != "hunter2" || s.ev.UserAgent != "SSH-2.0-Go-bruteforcer" || s.ev.HASSH == "" {
+		t.Errorf("user %q password %q client %q hassh %q", s.ev.Username, s.ev.Password, s.ev.UserAgent, s.ev.HASSH)
+	}
+	if got := s.info.Facts["ssh.credentials"]; got != "root:hunter2, root:123456, root:admin" {
+		t.Errorf("credentials %q", got)
 	}
 }
