@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,6 +19,7 @@ import (
 	"github.com/vantagehq/vantage/query"
 	"github.com/vantagehq/vantage/record"
 	"github.com/vantagehq/vantage/store"
+	"github.com/vantagehq/vantage/tag"
 )
 
 // parseAddr reads one IP address parameter.
@@ -259,6 +261,9 @@ type SensorView struct {
 	*store.Profile
 	Verdict string `json:"verdict"` // the same as classification, named for people
 	Summary string `json:"summary"` // is it scanning everyone or only you?
+	// Evidence names what the verdict rests on: the actor, or the
+	// malicious tags and the first event of each
+	Evidence []string `json:"evidence,omitempty"`
 }
 
 func (s *Server) sensorIP(w http.ResponseWriter, r *http.Request, p *principal) (any, error) {
@@ -277,7 +282,40 @@ func (s *Server) sensorIP(w http.ResponseWriter, r *http.Request, p *principal) 
 	if err != nil {
 		return nil, err
 	}
-	return SensorView{Profile: prof, Verdict: prof.Classification, Summary: summarize(prof)}, nil
+	v := SensorView{Profile: prof, Verdict: prof.Classification, Summary: summarize(prof)}
+	v.Evidence = evidence(prof)
+	return v, nil
+}
+
+// tagMeta is the tag rules' metadata: what each tag means and intends.
+var tagMeta = sync.OnceValue(func() *tag.Engine { return tag.Default() })
+
+// evidence says why the verdict is what it is: the actor, or the tags of
+// the verdict's intention with the first event that carried each.
+func evidence(p *store.Profile) []string {
+	e := tagMeta()
+	var out []string
+	if p.Actor != "" {
+		why := "a known scanner"
+		if a, ok := e.Actors().Actor(p.Actor); ok && a.Description != "" {
+			why = a.Description
+		}
+		out = append(out, fmt.Sprintf("actor %s: %s", p.Actor, why))
+	}
+	for i := range p.TagEvidence {
+		te := &p.TagEvidence[i]
+		if m, ok := e.Meta(te.Tag); ok {
+			te.Intention = m.Intention
+			if m.Intention == p.Classification && p.Classification == "malicious" {
+				cves := ""
+				if len(m.CVEs) > 0 {
+					cves = " (" + strings.Join(m.CVEs, ", ") + ")"
+				}
+				out = append(out, fmt.Sprintf("tag %s%s: %d events, first %s at %s", te.Tag, cves, te.Events, te.FirstEvent, te.FirstSeen.Format(time.RFC3339)))
+			}
+		}
+	}
+	return out
 }
 
 // summarize answers "is this address scanning everyone or only you?".

@@ -150,6 +150,19 @@ type Profile struct {
 	Actor          string         `json:"actor,omitempty"`
 	Handshake      bool           `json:"handshake"` // completed at least one TCP handshake (not spoofed)
 	Recent         []record.Event `json:"recent,omitempty"`
+	// TagEvidence is, for each tag, how many events carried it and the
+	// first of them: the events behind the verdict (asked with recent > 0).
+	TagEvidence []TagEvidence `json:"tag_evidence,omitempty"`
+}
+
+// TagEvidence is the events behind one tag of a profile.
+type TagEvidence struct {
+	Tag        string    `json:"tag"`
+	Events     int64     `json:"events"`
+	FirstSeen  time.Time `json:"first_seen"`
+	FirstEvent string    `json:"first_event"` // event id
+	// Intention and Rule are filled in by whoever knows the tag rules (the API)
+	Intention string `json:"intention,omitempty"`
 }
 
 // Stats asks for event counts in a window grouped by a dimension.

@@ -61,3 +61,41 @@ func TestProfileFilterGrows(t *testing.T) {
 		}
 	}
 }
+
+// TestProfileTagEvidence: a sensor view lists, per tag, how many events
+// carried it and the first one.
+func TestProfileTagEvidence(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	src := netip.MustParseAddr("192.0.2.77")
+	mk := func(sec int, tags ...string) record.Event {
+		return record.Event{ID: record.NewID(), Time: t0.Add(time.Duration(sec) * time.Second), Sensor: "s", Src: src,
+			Dst: netip.MustParseAddr("198.51.100.200"), DstPort: 80, Transport: "tcp", Tags: tags, Classification: "malicious"}
+	}
+	evs := []record.Event{mk(5, "TCP_SYN"), mk(1, "TCP_SYN"), mk(3, "HTTP_SCANNER", "LOG4SHELL"), mk(9, "HTTP_SCANNER")}
+	if _, err := s.Ingest(ctx, []*record.Batch{{ID: record.NewID(), Events: evs}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Profile(ctx, src, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		tag   string
+		n     int64
+		first record.ID
+	}{{"TCP_SYN", 2, evs[1].ID}, {"HTTP_SCANNER", 2, evs[2].ID}, {"LOG4SHELL", 1, evs[2].ID}}
+	if len(p.TagEvidence) != len(want) {
+		t.Fatalf("evidence %+v", p.TagEvidence)
+	}
+	for i, w := range want {
+		e := p.TagEvidence[i]
+		if e.Tag != w.tag || e.Events != w.n || e.FirstEvent != w.first.String() {
+			t.Errorf("evidence %d: %+v, want %s x%d first %s", i, e, w.tag, w.n, w.first)
+		}
+	}
+}

@@ -237,8 +237,35 @@ func (s *DB) Profile(ctx context.Context, ip netip.Addr, recent int) (*store.Pro
 			return nil, fmt.Errorf("profile %s: %w", ip, err)
 		}
 		p.Recent = res.Events
+		if p.TagEvidence, err = s.tagEvidence(ctx, hi, lo); err != nil {
+			return nil, fmt.Errorf("profile %s: %w", ip, err)
+		}
 	}
 	return p, nil
+}
+
+// tagEvidence finds, per tag of a source's events, how many carried it and
+// the first of them.
+func (s *DB) tagEvidence(ctx context.Context, hi, lo uint64) ([]store.TagEvidence, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT tag, count(*), min(ts), arg_min(id, ts)::VARCHAR
+		FROM (SELECT unnest(tags) AS tag, ts, id FROM events WHERE `+addrEq("src", hi, lo)+`)
+		GROUP BY tag ORDER BY min(ts), tag LIMIT 200`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.TagEvidence
+	for rows.Next() {
+		var e store.TagEvidence
+		var id string
+		if err := rows.Scan(&e.Tag, &e.Events, &e.FirstSeen, &id); err != nil {
+			return nil, err
+		}
+		e.FirstSeen = e.FirstSeen.UTC()
+		e.FirstEvent = strings.ReplaceAll(id, "-", "")
+		out = append(out, e)
+	}
+	return out, rows.Err()
 }
 
 // addrEq compares an address column pair with an address. The integers
