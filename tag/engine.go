@@ -742,3 +742,9 @@ func (l *lru) Len() int {
 	defer l.mu.Unlock()
 	return len(l.items)
 }
+
+// DefaultWith returns an engine with the built-in rules and the given
+// actors (DefaultActors with the operator's own files or imports merged).
+func DefaultWith(actors *Actors) (*Engine, error) {
+	return LoadFS(embedded, "rules", Options{Actors: actors})
+}

