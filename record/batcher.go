@@ -59,30 +59,42 @@ func NewBatcher(cfg BatcherConfig) *Batcher {
 
 // AddService queues a service.
 func (b *Batcher) AddService(s Service) {
-	b.add(func(cur *Batch) { cur.Services = append(cur.Services, s) })
+	if cur := b.lock(); cur != nil {
+		cur.Services = append(cur.Services, s)
+		b.unlock(cur)
+	}
 }
 
 // AddEvent queues an event.
 func (b *Batcher) AddEvent(e Event) {
-	b.add(func(cur *Batch) { cur.Events = append(cur.Events, e) })
+	if cur := b.lock(); cur != nil {
+		cur.Events = append(cur.Events, e)
+		b.unlock(cur)
+	}
 }
 
-// add puts a record into the current batch. It must not be called after
-// Close (the record would be dropped).
-func (b *Batcher) add(put func(*Batch)) {
+// lock takes the batcher's lock and returns the batch to add to, or nil
+// (and no lock) after Close: the record is dropped. Adding through lock
+// and unlock rather than a callback keeps the record from escaping to the
+// heap on every call.
+func (b *Batcher) lock() *Batch {
 	b.mu.Lock()
 	if b.closing {
 		b.mu.Unlock()
-		return
+		return nil
 	}
 	if b.cur == nil {
 		b.cur = &Batch{ID: NewID(), Producer: b.cfg.Producer}
 		b.first = time.Now()
 	}
-	put(b.cur)
+	return b.cur
+}
+
+// unlock queues the batch if it is full and releases the lock.
+func (b *Batcher) unlock(cur *Batch) {
 	var full *Batch
-	if b.cur.Len() >= b.cfg.MaxRecords {
-		full, b.cur = b.cur, nil
+	if cur.Len() >= b.cfg.MaxRecords {
+		full, b.cur = cur, nil
 		b.pushers.Add(1)
 	}
 	b.mu.Unlock()
