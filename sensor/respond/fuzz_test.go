@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -85,23 +83,6 @@ func addSeeds(f *testing.F, name string) {
 	}
 }
 
-// TestWriteFuzzCorpus writes the seeds as Go fuzz corpus files when
-// RESPOND_WRITE_CORPUS is set.
-func TestWriteFuzzCorpus(t *testing.T) {
-	if os.Getenv("RESPOND_WRITE_CORPUS") == "" {
-		t.Skip("set RESPOND_WRITE_CORPUS=1 to rewrite testdata/fuzz")
-	}
-	for name, ss := range seeds {
-		dir := filepath.Join("testdata", "fuzz", name)
-		os.MkdirAll(dir, 0o755)
-		for i, s := range ss {
-			body := "go test fuzz v1\n[]byte(" + strconv.Quote(s) + ")\n"
-			if err := os.WriteFile(filepath.Join(dir, "seed"+strconv.Itoa(i)), []byte(body), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-}
 
 func FuzzHTTPRequest(f *testing.F) {
 	addSeeds(f, "FuzzHTTPRequest")

@@ -1,19 +1,15 @@
 package respond
 
 import (
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestNmapScripts runs nmap's NSE clients (SMB, RDP, SIP) against the
-// responders when RESPOND_NMAP is set (nmap takes seconds per script).
+// TestNmapScripts runs nmap's NSE clients (SMB, RDP) against the
+// responders: real clients of protocols we answer (a few seconds).
 func TestNmapScripts(t *testing.T) {
-	if os.Getenv("RESPOND_NMAP") == "" {
-		t.Skip("set RESPOND_NMAP=1 to run nmap's scripts against the responders")
-	}
 	need(t, "nmap")
 	for _, tc := range []struct {
 		port         uint16
