@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"strconv"
 	"testing"
 	"time"
 	"unicode/utf8"
