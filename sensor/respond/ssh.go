@@ -83,45 +83,6 @@ func (k *sshKexInit) HASSH() string {
 	return hex.EncodeToString(s[:])
 }
 
-// sshPacket frames payload in the unencrypted binary packet format.
-func sshPacket(payload []byte) []byte {
-	pad := 8 - (5+len(payload))%8
-	if pad < 4 {
-		pad += 8
-	}
-	out := make([]byte, 5+len(payload)+pad)
-	binary.BigEndian.PutUint32(out, uint32(1+len(payload)+pad))
-	out[4] = byte(pad)
-	copy(out[5:], payload)
-	rand.Read(out[5+len(payload):])
-	return out
-}
-
-var sshServerLists = [10]string{
-	"curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521,sntrup761x25519-sha512@openssh.com,diffie-hellman-group-exchange-sha256,diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group14-sha256,kex-strict-s-v00@openssh.com",
-	"rsa-sha2-512,rsa-sha2-256,ecdsa-sha2-nistp256,ssh-ed25519",
-	"chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr,aes128-gcm@openssh.com,aes256-gcm@openssh.com",
-	"chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr,aes128-gcm@openssh.com,aes256-gcm@openssh.com",
-	"umac-64-etm@openssh.com,umac-128-etm@openssh.com,hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,hmac-sha1-etm@openssh.com,umac-64@openssh.com,umac-128@openssh.com,hmac-sha2-256,hmac-sha2-512,hmac-sha1",
-	"umac-64-etm@openssh.com,umac-128-etm@openssh.com,hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,hmac-sha1-etm@openssh.com,umac-64@openssh.com,umac-128@openssh.com,hmac-sha2-256,hmac-sha2-512,hmac-sha1",
-	"none,zlib@openssh.com",
-	"none,zlib@openssh.com",
-	"", "",
-}
-
-func sshServerKexInit() []byte {
-	p := []byte{20}
-	cookie := make([]byte, 16)
-	rand.Read(cookie)
-	p = append(p, cookie...)
-	for _, l := range sshServerLists {
-		p = binary.BigEndian.AppendUint32(p, uint32(len(l)))
-		p = append(p, l...)
-	}
-	p = append(p, 0, 0, 0, 0, 0)
-	return sshPacket(p)
-}
-
 // readSSHVersion reads the client's version line (at most 255 bytes, RFC
 // 4253 4.2). Only servers may send other lines first: anything else ends
 // the conversation (it is in the payload).
