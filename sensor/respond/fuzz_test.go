@@ -82,7 +82,6 @@ func addSeeds(f *testing.F, name string) {
 	}
 }
 
-
 func FuzzHTTPRequest(f *testing.F) {
 	addSeeds(f, "FuzzHTTPRequest")
 	f.Fuzz(func(t *testing.T, data []byte) {
