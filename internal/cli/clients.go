@@ -101,6 +101,12 @@ func newLookupCmd() *cobra.Command {
 				v, err := c.Sensors(cmd.Context(), args[0], events)
 				if err == nil {
 					fmt.Fprintf(out, "\n%v\n", v["summary"])
+					if ev, ok := v["evidence"].([]any); ok && len(ev) > 0 {
+						fmt.Fprintln(out, "evidence:")
+						for _, e := range ev {
+							fmt.Fprintf(out, "  %v\n", e)
+						}
+					}
 				}
 			}
 			return nil

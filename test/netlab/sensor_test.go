@@ -735,6 +735,12 @@ func TestSensorVerdictThroughServer(t *testing.T) {
 	if len(view.Evidence) == 0 || !strings.Contains(view.Evidence[0], "LOG4SHELL (CVE-2021-44228") {
 		t.Errorf("evidence %q does not name the Log4Shell rule", view.Evidence)
 	}
+	// and the CLI says it to a person
+	out, err := lab.Command(ctx, sensorNS, binary, "lookup", lab.ScanIP, "--server", srv.URL, "--key", srv.Key).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "evidence:") || !strings.Contains(string(out), "LOG4SHELL") {
+		t.Errorf("vantage lookup: %v\n%s", err, out)
+	}
+	t.Logf("vantage lookup %s:\n%s", lab.ScanIP, out)
 }
 
 // TestSensorActorRanges: a published list of a benign organisation's
