@@ -87,12 +87,14 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Use:   "vantage",
 		Short: "See the Internet the way scanners do, and see yourself through it",
 		Long: `Vantage finds what answers on the Internet (a stateless SYN scanner in the
-style of ZMap), will listen to who scans it (sensors) and answers questions
-about both (a platform with search and an API).
+style of ZMap) and what it is (grab: protocol, product, version, CPE),
+listens to who scans it (sensor: every packet to dark addresses, tagged by
+tool, activity and intent), and answers questions about both (server: a
+platform with search and an API).
 
 Start with a scan of your own addresses, or of the lab in ../shared/netlab:
 
-  sudo vantage scan -p 22,80,443 203.0.113.0/24 --allow-reserved 203.0.113.0/24
+  sudo vantage scan -p 22,80,443 --grab 203.0.113.0/24 --allow-reserved 203.0.113.0/24
 
 Reserved address space (private, documentation, benchmarking ...) is never
 scanned unless you name it with --allow-reserved. See 'vantage help targets'.`,
