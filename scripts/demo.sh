@@ -52,8 +52,8 @@ for _ in $(seq 1 100); do [ -s "$out/data/admin.key" ] && grep -q "API on" "$out
 key="$(cat "$out/data/admin.key")"
 v() { ip netns exec nl-scan "$top/vantage" "$@"; }
 
-echo "== scanning 198.18.0.0/15 x {22,80,443} at ${RATE} probes/s, publishing to the server"
-v scan -p 22,80,443 -r "$RATE" -c 2s --allow-reserved 198.18.0.0/15 198.18.0.0/15 \
+echo "== scanning 198.18.0.0/15 x {22,80,443} at ${RATE} probes/s, identifying every open port, publishing to the server"
+v scan -p 22,80,443 --grab -r "$RATE" -c 2s --allow-reserved 198.18.0.0/15 198.18.0.0/15 \
   -o "$out/results.json" --metadata "$out/metadata.json" --server http://127.0.0.1:8080 --key "$key"
 
 echo "== checked against netlab's ground truth (waiting for ingest)"
@@ -67,6 +67,9 @@ done
 echo
 echo "== vantage count 'port:80' --facets country,org"
 v count 'port:80' --facets country,org
+echo
+echo "== vantage count 'port:22' --facets product,version:5 (what the grabber identified)"
+v count 'port:22' --facets product,version:5
 echo
 echo "== vantage search 'port:443 country:XB' --limit 5"
 v search 'port:443 country:XB' --limit 5
