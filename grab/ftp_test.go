@@ -143,7 +143,7 @@ func TestFTPGrab(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := greetListen(t, tt.srv.serve)
+			addr := fakeServer(t, tt.srv.serve)
 			svc, err, _ := greetGrab(t, addr, tt.port, tt.proto)
 			if err != nil {
 				t.Fatal(err)
@@ -167,7 +167,7 @@ func TestFTPGrab(t *testing.T) {
 // FTP hands the connection to SMTP.
 func TestFTPHandsOverToSMTP(t *testing.T) {
 	srv := &fakeSMTP{greeting: "220 Service ready\r\n", ehlo: postfixEHLO, unknown: "502 5.5.2 Error: command not recognized\r\n"}
-	addr := greetListen(t, srv.serve)
+	addr := fakeServer(t, srv.serve)
 	svc, err, _ := greetGrab(t, addr, 0, "")
 	if err != nil {
 		t.Fatal(err)
@@ -230,7 +230,7 @@ func TestFTPHostile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := greetListen(t, tt.handle)
+			addr := fakeServer(t, tt.handle)
 			svc, _, took := greetGrab(t, addr, 0, "ftp")
 			if took > 4*time.Second {
 				t.Errorf("took %v", took)

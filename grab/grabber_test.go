@@ -21,13 +21,15 @@ import (
 	"time"
 )
 
-// server is a loopback listener that runs handle for every connection and
-// counts connections, at most how many at once.
+// server is a loopback listener that runs handle for every connection
+// (with a 10 s deadline) and counts connections. At the end of the test
+// the listener and every open connection are closed and the handlers
+// waited for. Every fake server of this package's tests runs on it.
 type server struct {
 	ln       net.Listener
 	accepted atomic.Int64
-	open     atomic.Int64
-	peak     atomic.Int64
+	mu       sync.Mutex
+	conns    map[net.Conn]bool
 	wg       sync.WaitGroup
 }
 
@@ -37,7 +39,7 @@ func serve(t *testing.T, handle func(c net.Conn)) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{ln: ln}
+	s := &server{ln: ln, conns: map[net.Conn]bool{}}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -47,20 +49,34 @@ func serve(t *testing.T, handle func(c net.Conn)) *server {
 				return
 			}
 			s.accepted.Add(1)
-			n := s.open.Add(1)
-			for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {
-			}
+			s.mu.Lock()
+			s.conns[c] = true
+			s.mu.Unlock()
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				defer s.open.Add(-1)
 				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
 				handle(c)
 			}()
 		}
 	}()
-	t.Cleanup(func() { ln.Close(); s.wg.Wait() })
+	t.Cleanup(func() {
+		ln.Close()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
 	return s
+}
+
+// fakeServer is serve for tests that need only the address.
+func fakeServer(t *testing.T, handle func(c net.Conn)) netip.AddrPort {
+	t.Helper()
+	return serve(t, handle).addr()
 }
 
 func (s *server) addr() netip.AddrPort { return netip.MustParseAddrPort(s.ln.Addr().String()) }

@@ -83,7 +83,7 @@ func TestIMAPGrab(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := greetListen(t, tt.srv.serve)
+			addr := fakeServer(t, tt.srv.serve)
 			svc, err, _ := greetGrab(t, addr, 0, tt.proto)
 			if err != nil {
 				t.Fatal(err)
@@ -143,7 +143,7 @@ func TestIMAPHostile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := greetListen(t, tt.handle)
+			addr := fakeServer(t, tt.handle)
 			svc, _, took := greetGrab(t, addr, 0, "imap")
 			if took > 4*time.Second {
 				t.Errorf("took %v", took)

@@ -95,7 +95,7 @@ func TestMemcached(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr := dbtServe(t, memcachedFake(tt.version, tt.stats))
+			addr := fakeServer(t, memcachedFake(tt.version, tt.stats))
 			port := tt.port
 			if port == 0 {
 				port = addr.Port()
@@ -130,7 +130,7 @@ func TestMemcachedHostile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr := dbtServe(t, tt.handle)
+			addr := fakeServer(t, tt.handle)
 			out := dbtGrab(t, addr, dbtTarget(11211, "memcached"), 1500*time.Millisecond)
 			svc := out.svc
 			if out.took > 3*time.Second {

@@ -292,7 +292,7 @@ func TestMongoDB(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr := dbtServe(t, tt.fake.handle)
+			addr := fakeServer(t, tt.fake.handle)
 			port := tt.port
 			if port == 0 {
 				port = addr.Port()
@@ -362,7 +362,7 @@ func TestMongoDBHostile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr := dbtServe(t, tt.handle)
+			addr := fakeServer(t, tt.handle)
 			out := dbtGrab(t, addr, dbtTarget(27017, "mongodb"), 1500*time.Millisecond)
 			if out.took > 3*time.Second {
 				t.Fatalf("took %v", out.took)

@@ -217,7 +217,7 @@ func TestMQTT(t *testing.T) {
 			b := tt.broker
 			b.errs = make(chan error, 8)
 			b.sawDisco = make(chan bool, 8)
-			addr := dbtServe(t, b.handle)
+			addr := fakeServer(t, b.handle)
 			port := tt.port
 			if port == 0 {
 				port = addr.Port()
@@ -290,7 +290,7 @@ func TestMQTTHostile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr := dbtServe(t, tt.handle)
+			addr := fakeServer(t, tt.handle)
 			out := dbtGrab(t, addr, dbtTarget(1883, "mqtt"), 1500*time.Millisecond)
 			if out.took > 3*time.Second {
 				t.Fatalf("took %v", out.took)

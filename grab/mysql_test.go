@@ -130,7 +130,7 @@ func TestMySQL(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			got := make(chan int, 16)
-			addr := dbtServe(t, mysqlFake(tt.greeting, got))
+			addr := fakeServer(t, mysqlFake(tt.greeting, got))
 			port := tt.port
 			if port == 0 {
 				port = addr.Port()
@@ -191,7 +191,7 @@ func TestMySQLHostile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr := dbtServe(t, tt.handle)
+			addr := fakeServer(t, tt.handle)
 			out := dbtGrab(t, addr, dbtTarget(3306, "mysql"), time.Second)
 			if out.took > 2*time.Second {
 				t.Fatalf("took %v", out.took)

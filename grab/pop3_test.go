@@ -97,7 +97,7 @@ func TestPOP3Grab(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := greetListen(t, tt.srv.serve)
+			addr := fakeServer(t, tt.srv.serve)
 			svc, err, _ := greetGrab(t, addr, 0, tt.proto)
 			if err != nil {
 				t.Fatal(err)
@@ -158,7 +158,7 @@ func TestPOP3Hostile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := greetListen(t, tt.handle)
+			addr := fakeServer(t, tt.handle)
 			svc, _, took := greetGrab(t, addr, 0, "pop3")
 			if took > 4*time.Second {
 				t.Errorf("took %v", took)

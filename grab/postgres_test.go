@@ -289,7 +289,7 @@ func TestPostgres(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr := dbtServe(t, tt.fake.handle)
+			addr := fakeServer(t, tt.fake.handle)
 			port := tt.port
 			if port == 0 {
 				port = addr.Port()
@@ -382,7 +382,7 @@ func TestPostgresHostile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr := dbtServe(t, tt.handle)
+			addr := fakeServer(t, tt.handle)
 			out := dbtGrab(t, addr, dbtTarget(5432, "postgres"), 1500*time.Millisecond)
 			if out.took > 2500*time.Millisecond {
 				t.Fatalf("took %v", out.took)

@@ -20,7 +20,6 @@ import (
 // rdpFake is an RDP listener that answers X.224 Connection Requests as
 // MS-RDPBCGR 2.2.1.2 describes, with the negotiation policy given.
 type rdpFake struct {
-	ln       net.Listener
 	requests atomic.Int32 // well-formed Connection Requests seen
 	// answer returns the whole TPKT to send for a request (requested
 	// protocols, and whether an RDP_NEG_REQ was present); nil closes.
@@ -31,22 +30,7 @@ type rdpFake struct {
 
 func newRDPFake(t *testing.T, f *rdpFake) netip.AddrPort {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.ln = ln
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go f.serve(c)
-		}
-	}()
-	return netip.MustParseAddrPort(ln.Addr().String())
+	return fakeServer(t, f.serve)
 }
 
 func (f *rdpFake) serve(c net.Conn) {

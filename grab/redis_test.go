@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,49 +17,6 @@ import (
 // Helpers shared by the database modules' tests (redis, memcached, mqtt,
 // mysql, postgres, mongodb): a fake server on 127.0.0.1 and a Grabber
 // whose connections all go to it, whatever port the target names.
-
-// dbtServe runs a fake server: handle is called for each connection,
-// which is closed when handle returns or when the test ends.
-func dbtServe(t *testing.T, handle func(c net.Conn)) netip.AddrPort {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				handle(c)
-			}()
-		}
-	}()
-	return netip.MustParseAddrPort(ln.Addr().String())
-}
 
 // dbtExpect reads from c until what came starts with one of wants
 // (returning its index) or cannot be the start of any of them (-1).
@@ -317,7 +273,7 @@ func TestRedis(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr := dbtServe(t, redisFake(tt.reply))
+			addr := fakeServer(t, redisFake(tt.reply))
 			port := tt.port
 			if port == 0 {
 				port = addr.Port()
@@ -374,7 +330,7 @@ func TestRedisHostile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr := dbtServe(t, tt.handle)
+			addr := fakeServer(t, tt.handle)
 			out := dbtGrab(t, addr, dbtTarget(6379, "redis"), 1500*time.Millisecond)
 			svc := out.svc
 			if out.took > 3*time.Second {

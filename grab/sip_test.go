@@ -113,30 +113,6 @@ func sipUDPFake(t *testing.T, answer func(h map[string]string) []string) netip.A
 	return netip.MustParseAddrPort(pc.LocalAddr().String())
 }
 
-// sipTCPFake runs serve on each connection.
-func sipTCPFake(t *testing.T, serve func(c net.Conn)) netip.AddrPort {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				serve(c)
-			}()
-		}
-	}()
-	return netip.MustParseAddrPort(ln.Addr().String())
-}
-
 // sipTCPRequest reads one request head from c; nil when it is no SIP.
 func sipTCPRequest(c net.Conn) map[string]string {
 	br := bufio.NewReader(io.LimitReader(c, 8192))
@@ -239,7 +215,7 @@ func TestSIP(t *testing.T) {
 			if tt.udp != nil {
 				target = Target{Addr: sipUDPFake(t, tt.udp), Transport: "udp", Protocol: "sip"}
 			} else {
-				target = Target{Addr: sipTCPFake(t, tt.tcp), Protocol: "sip"}
+				target = Target{Addr: fakeServer(t, tt.tcp), Protocol: "sip"}
 			}
 			if tt.blind {
 				target.Protocol = ""
@@ -316,7 +292,7 @@ func TestSIPHostile(t *testing.T) {
 			if tt.udp != nil {
 				target.Addr, target.Transport = sipUDPFake(t, tt.udp), "udp"
 			} else {
-				target.Addr = sipTCPFake(t, tt.tcp)
+				target.Addr = fakeServer(t, tt.tcp)
 			}
 			start := time.Now()
 			svc, _, err := grabC2(t, target, Config{Timeout: time.Second})

@@ -25,29 +25,15 @@ type smbFake struct {
 
 func newSMBFake(t *testing.T, f *smbFake) netip.AddrPort {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	f.bad = make(chan string, 16)
 	t.Cleanup(func() {
-		ln.Close()
 		select {
 		case msg := <-f.bad:
 			t.Errorf("fake server: request defect: %s", msg)
 		default:
 		}
 	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go f.serve(c)
-		}
-	}()
-	return netip.MustParseAddrPort(ln.Addr().String())
+	return fakeServer(t, f.serve)
 }
 
 func (f *smbFake) serve(c net.Conn) {

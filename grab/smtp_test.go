@@ -129,7 +129,7 @@ func TestSMTPGrab(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := greetListen(t, tt.srv.serve)
+			addr := fakeServer(t, tt.srv.serve)
 			svc, err, _ := greetGrab(t, addr, tt.port, tt.proto)
 			if err != nil {
 				t.Fatal(err)
@@ -189,7 +189,7 @@ func TestSMTPHostile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := greetListen(t, tt.handle)
+			addr := fakeServer(t, tt.handle)
 			svc, _, took := greetGrab(t, addr, 0, "smtp")
 			if took > 4*time.Second {
 				t.Errorf("took %v", took)

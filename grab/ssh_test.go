@@ -24,32 +24,6 @@ import (
 // Helpers shared by the tests of the server-first modules (ssh, ftp, smtp,
 // pop3, imap, telnet, vnc).
 
-// greetListen runs handle for every connection to a new listener on
-// 127.0.0.1 and returns its address. The connection is closed when
-// handle returns.
-func greetListen(t *testing.T, handle func(c net.Conn)) netip.AddrPort {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				handle(c)
-			}()
-		}
-	}()
-	return netip.MustParseAddrPort(ln.Addr().String())
-}
-
 // greetGrab grabs the service at addr through a Grabber. port, when not
 // zero, is the port the target claims to be on: the connection still
 // goes to addr, so a module's own-port rules can be tried without
@@ -289,7 +263,7 @@ func TestSSHGrab(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := greetListen(t, tt.srv.serve)
+			addr := fakeServer(t, tt.srv.serve)
 			svc, err, took := greetGrab(t, addr, 0, tt.proto)
 			if err != nil {
 				t.Fatal(err)
@@ -319,7 +293,7 @@ func TestSSHGrab(t *testing.T) {
 func TestSSHClientHello(t *testing.T) {
 	srv := &fakeSSH{version: "SSH-2.0-OpenSSH_9.2p1", lists: openSSH92, hostKey: sshTestKey(),
 		gotVersion: make(chan string, 1), gotKexInit: make(chan []byte, 1)}
-	addr := greetListen(t, srv.serve)
+	addr := fakeServer(t, srv.serve)
 	if _, err, _ := greetGrab(t, addr, 0, "ssh"); err != nil {
 		t.Fatal(err)
 	}
@@ -399,7 +373,7 @@ func TestSSHHostile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := greetListen(t, tt.handle)
+			addr := fakeServer(t, tt.handle)
 			svc, _, took := greetGrab(t, addr, 0, "ssh")
 			if took > 4*time.Second {
 				t.Errorf("took %v", took)

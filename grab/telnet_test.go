@@ -116,7 +116,7 @@ func TestTelnetGrab(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := &fakeTelnet{rounds: tt.rounds}
-			addr := greetListen(t, srv.serve)
+			addr := fakeServer(t, srv.serve)
 			svc, err, took := greetGrab(t, addr, tt.port, tt.proto)
 			if err != nil {
 				t.Fatal(err)
@@ -186,7 +186,7 @@ func TestTelnetHostile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := greetListen(t, tt.handle)
+			addr := fakeServer(t, tt.handle)
 			svc, _, took := greetGrab(t, addr, 0, "telnet")
 			if took > 4*time.Second {
 				t.Errorf("took %v", took)

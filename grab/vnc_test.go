@@ -114,7 +114,7 @@ func TestVNCGrab(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.srv.got = make(chan string, 1)
-			addr := greetListen(t, tt.srv.serve)
+			addr := fakeServer(t, tt.srv.serve)
 			svc, err, _ := greetGrab(t, addr, 0, tt.proto)
 			if err != nil {
 				t.Fatal(err)
@@ -176,7 +176,7 @@ func TestVNCHostile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := greetListen(t, tt.handle)
+			addr := fakeServer(t, tt.handle)
 			svc, _, took := greetGrab(t, addr, 0, "vnc")
 			if took > 4*time.Second {
 				t.Errorf("took %v", took)
