@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -287,13 +286,10 @@ func (s *Server) sensorIP(w http.ResponseWriter, r *http.Request, p *principal) 
 	return v, nil
 }
 
-// tagMeta is the tag rules' metadata: what each tag means and intends.
-var tagMeta = sync.OnceValue(func() *tag.Engine { return tag.Default() })
-
 // evidence says why the verdict is what it is: the actor, or the tags of
 // the verdict's intention with the first event that carried each.
 func evidence(p *store.Profile) []string {
-	e := tagMeta()
+	e := tag.Default() // the tag rules' metadata: what each tag means and intends
 	var out []string
 	if p.Actor != "" {
 		why := "a known scanner"

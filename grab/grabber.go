@@ -87,9 +87,6 @@ func New(cfg Config) *Grabber {
 	return &Grabber{cfg: cfg, slots: make(chan struct{}, cfg.Concurrency), hosts: map[netip.Addr]*hostSlot{}}
 }
 
-// Config returns the bounds in effect.
-func (g *Grabber) Config() Config { return g.cfg }
-
 func (g *Grabber) acquire(ctx context.Context, a netip.Addr) (release func(), err error) {
 	select {
 	case g.slots <- struct{}{}:

@@ -239,9 +239,6 @@ func printable(b []byte) bool {
 	return true
 }
 
-// Received is how many bytes the connection has delivered so far.
-func (s *Session) Received() int { return s.received }
-
 // NetConn returns the connection under the session as a net.Conn, for
 // wrapping in TLS: bytes already buffered come first, and reads still
 // count against the byte cap. Call Upgrade with the wrapping conn next.

@@ -222,17 +222,6 @@ func (s *Sensor) Run(ctx context.Context) error {
 		cancel()
 	}
 	wg.Wait()
-	for _, r := range rings {
-		if _, drops, err := r.Stats(); err == nil {
-			s.stats.RingDrops.Store(drops) // per ring; summed below
-		}
-	}
-	var drops uint64
-	for _, r := range rings {
-		_, d, _ := r.Stats()
-		drops += d
-	}
-	s.stats.RingDrops.Store(drops)
 	if ctx.Err() != nil && (first == nil || errors.Is(first, context.Canceled)) {
 		return nil
 	}
@@ -241,6 +230,15 @@ func (s *Sensor) Run(ctx context.Context) error {
 
 // capture reads a ring until ctx ends.
 func (s *Sensor) capture(ctx context.Context, r *afpacket.RX) error {
+	// the kernel counts drops per ring; the sensor's counter sums the rings
+	var dropped uint64
+	countDrops := func() {
+		if _, d, err := r.Stats(); err == nil && d > dropped {
+			s.stats.RingDrops.Add(d - dropped)
+			dropped = d
+		}
+	}
+	defer countDrops()
 	for ctx.Err() == nil {
 		_, err := r.Read(100*time.Millisecond, func(p *afpacket.Packet) {
 			s.stats.Packets.Add(1)
@@ -266,9 +264,7 @@ func (s *Sensor) capture(ctx context.Context, r *afpacket.RX) error {
 		if err != nil {
 			return err
 		}
-		if _, drops, err := r.Stats(); err == nil && drops > 0 {
-			s.stats.RingDrops.Store(drops)
-		}
+		countDrops()
 	}
 	return nil
 }
