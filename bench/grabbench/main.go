@@ -177,19 +177,12 @@ func mark(o outcome, prod, exact bool) string {
 	return fmt.Sprintf("%s %s %s (%s)", o.product, o.version, m, o.protocol)
 }
 
-// judge: product right (loosely: case, punctuation, "GNU"), and version
-// equal to the upstream version the package ships.
+// judge: product right (lab.Service.SameProduct), and version equal to
+// the upstream version the package ships.
 func judge(s lab.Service, o outcome) (product, exact bool) {
-	norm := func(x string) string {
-		x = strings.ToLower(x)
-		x = strings.NewReplacer("-", " ", "_", " ", "gnu ", "", " httpd", "", " sshd", "", " ftpd", "", " smtpd", "").Replace(x)
-		return strings.Join(strings.Fields(x), " ")
-	}
-	t, g := norm(s.Product), norm(o.product)
-	product = g != "" && (t == g || strings.Contains(t, g) || strings.Contains(g, t))
+	product = s.SameProduct(o.product)
 	v := strings.Fields(o.version)
-	exact = product && len(v) > 0 && v[0] == s.Version
-	return product, exact
+	return product, product && len(v) > 0 && v[0] == s.Version
 }
 
 // parseNmap reads nmap's XML output.

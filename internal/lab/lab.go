@@ -167,6 +167,31 @@ func (l *Lab) ServicesTruth(ctx context.Context) ([]Service, error) {
 	return svcs, nil
 }
 
+// Protocol is the grabber's protocol name for the service (netlab's table
+// says "https" for HTTP inside TLS and "postgresql").
+func (s Service) Protocol() string {
+	switch s.Name {
+	case "https":
+		return "http"
+	case "postgresql":
+		return "postgres"
+	}
+	return s.Name
+}
+
+// SameProduct reports whether got names the service's product, loosely:
+// case, punctuation, "GNU" and a daemon suffix aside ("GNU-inetutils-telnetd"
+// is "inetutils telnetd", nmap's "nginx httpd" is "nginx").
+func (s Service) SameProduct(got string) bool {
+	norm := func(x string) string {
+		x = strings.ToLower(x)
+		x = strings.NewReplacer("-", " ", "_", " ", "gnu ", "", " httpd", "", " sshd", "", " ftpd", "", " smtpd", "").Replace(x)
+		return strings.Join(strings.Fields(x), " ")
+	}
+	t, g := norm(s.Product), norm(got)
+	return g != "" && (t == g || strings.Contains(t, g) || strings.Contains(g, t))
+}
+
 // Close takes the lab down if Up brought it up, and releases the lock.
 // Set NETLAB_KEEP=1 to keep it.
 func (l *Lab) Close() error {

@@ -81,29 +81,6 @@ func grabRun(t *testing.T, targets []string, args ...string) ([]grabbed, string)
 	return out, stderr.String()
 }
 
-// protocolOf maps netlab's service names to the grabber's protocol names.
-func protocolOf(name string) string {
-	switch name {
-	case "https":
-		return "http" // HTTP inside TLS: protocol http, with a tls part
-	case "postgresql":
-		return "postgres"
-	}
-	return name
-}
-
-// sameProduct compares product names loosely: case, and the words
-// netlab's table adds ("GNU-inetutils-telnetd" is inetutils telnetd).
-func sameProduct(truth, got string) bool {
-	norm := func(s string) string {
-		s = strings.ToLower(s)
-		s = strings.NewReplacer("-", " ", "_", " ", "gnu ", "").Replace(s)
-		return strings.Join(strings.Fields(s), " ")
-	}
-	t, g := norm(truth), norm(got)
-	return t == g || strings.Contains(t, g) && g != "" || strings.Contains(g, t)
-}
-
 func TestGrabLabServices(t *testing.T) {
 	needLab(t)
 	ctx := context.Background()
@@ -132,10 +109,10 @@ func TestGrabLabServices(t *testing.T) {
 			continue
 		}
 		t.Logf("%-18s %-10s -> protocol %-9s product %-22q version %-10q cpe %v", s.Addr, s.Name, g.Protocol, g.Product, g.Version, g.CPE)
-		if want := protocolOf(s.Name); g.Protocol != want {
+		if want := s.Protocol(); g.Protocol != want {
 			t.Errorf("%s: protocol %q, want %q (error %q)", s.Addr, g.Protocol, want, g.Error)
 		}
-		if !sameProduct(s.Product, g.Product) {
+		if !s.SameProduct(g.Product) {
 			t.Errorf("%s: product %q, want %s", s.Addr, g.Product, s.Product)
 		}
 		if s.Name == "https" && (g.TLS == nil || g.TLS.SHA256 == "") {

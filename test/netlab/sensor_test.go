@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -402,7 +403,7 @@ func TestSensorSurvivesCrashAndOutage(t *testing.T) {
 		t.Fatalf("scan: %v", err)
 	}
 	time.Sleep(500 * time.Millisecond)
-	bEvents := b.stop(t) // drains the spool into the restarted server
+	b.stop(t) // drains the spool into the restarted server
 	if rest := spooled(t, spoolDir); len(rest) != 0 {
 		t.Fatalf("%d events still spooled after a clean stop:\n%s", len(rest), b.logText())
 	}
@@ -419,7 +420,6 @@ func TestSensorSurvivesCrashAndOutage(t *testing.T) {
 			missingLeft++
 		}
 	}
-	_ = bEvents
 	bIDs := readIDs(t, b.out)
 	for _, id := range bIDs {
 		if stored[id] == 0 {
@@ -761,23 +761,14 @@ func TestSensorActorRanges(t *testing.T) {
 			continue
 		}
 		n++
-		if e.Actor != "SHODAN" || e.Class != "benign" || !slicesContains(e.Tags, "SHODAN") {
+		if e.Actor != "SHODAN" || e.Class != "benign" || !slices.Contains(e.Tags, "SHODAN") {
 			t.Errorf("event to port %d: actor %q, classification %q, tags %v", e.DstPort, e.Actor, e.Class, e.Tags)
 		}
-		if e.Handshake && !slicesContains(e.Tags, "LOG4SHELL") {
+		if e.Handshake && !slices.Contains(e.Tags, "LOG4SHELL") {
 			t.Errorf("the request's own tags are lost: %v", e.Tags)
 		}
 	}
 	if n == 0 {
 		t.Fatal("no event recorded")
 	}
-}
-
-func slicesContains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
