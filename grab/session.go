@@ -215,10 +215,9 @@ func (s *Session) readGreeting(wait time.Duration) ([]byte, error) {
 		}
 		s.conn.SetReadDeadline(pause)
 		if err := s.fill(); err != nil {
-			if isTimeout(err) && len(s.buf) > 0 && s.buf[len(s.buf)-1] < 0x20 || !isTimeout(err) {
-				break
-			}
-			if len(s.buf) > 0 && !printable(s.buf) {
+			// a pause ends a binary greeting, or a line ended by a bare
+			// CR; text still short of its line end waits on
+			if !isTimeout(err) || !printable(s.buf) || bytes.HasSuffix(s.buf, []byte{'\r'}) {
 				break
 			}
 		}
