@@ -2,11 +2,13 @@ package duckdb
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/vantagehq/vantage/record"
+	"github.com/vantagehq/vantage/store"
 )
 
 func TestSourcesFilter(t *testing.T) {
@@ -97,5 +99,21 @@ func TestProfileTagEvidence(t *testing.T) {
 		if e.Tag != w.tag || e.Events != w.n || e.FirstEvent != w.first.String() {
 			t.Errorf("evidence %d: %+v, want %s x%d first %s", i, e, w.tag, w.n, w.first)
 		}
+	}
+}
+
+// TestForgedServiceCursor: a cursor whose transport is not one a service
+// can have (here bytes that are not UTF-8, found by FuzzSearch) is a bad
+// cursor, not a database error.
+func TestForgedServiceCursor(t *testing.T) {
+	s := openTest(t)
+	for _, c := range []string{"cwA0ADAAOAA0000", encodeCursor("s", "1", "2", "80", "sctp"), encodeCursor("s", "1", "2", "80", "\xff")} {
+		_, err := s.SearchServices(context.Background(), store.Search{Cursor: c, Limit: 10})
+		if !errors.Is(err, store.ErrBadCursor) {
+			t.Errorf("cursor %q: %v, want a bad cursor", c, err)
+		}
+	}
+	if _, err := decodeServiceCursor(encodeCursor("s", "1", "2", "80", "tcp")); err != nil {
+		t.Errorf("a real cursor refused: %v", err)
 	}
 }

@@ -503,7 +503,10 @@ func decodeServiceCursor(c string) (serviceKey, error) {
 	lo, err1 := strconv.ParseUint(p[0], 10, 64)
 	hi, err2 := strconv.ParseUint(p[1], 10, 64)
 	port, err3 := strconv.ParseUint(p[2], 10, 16)
-	if err1 != nil || err2 != nil || err3 != nil {
+	// the transport goes to the database as text: only the values a
+	// service can have (a forged byte string is not valid UTF-8, which
+	// DuckDB refuses with an error, not with an empty page)
+	if err1 != nil || err2 != nil || err3 != nil || p[3] != "tcp" && p[3] != "udp" {
 		return serviceKey{}, store.ErrBadCursor
 	}
 	return serviceKey{lo, hi, uint16(port), p[3]}, nil
