@@ -8,6 +8,7 @@ package netns
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"strings"
@@ -85,4 +86,33 @@ func setns(path string) error {
 		return fmt.Errorf("enter network namespace %s: %w", path, err)
 	}
 	return nil
+}
+
+// Listen opens a listening socket inside the namespace and returns it; the
+// calling goroutine's thread stays where it is. The socket belongs to the
+// namespace it was made in, so Accept works from any thread and the
+// connections come from inside the namespace. A process can so serve a
+// namespace that has no link to its own (vantage up --demo serves the
+// lab's scanner and sensor from the host).
+func Listen(name, network, address string) (net.Listener, error) {
+	type result struct {
+		l   net.Listener
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		// Join locks this goroutine's thread and never unlocks it: the
+		// thread ends with the goroutine instead of being reused elsewhere
+		if err := Join(name); err != nil {
+			res <- result{err: err}
+			return
+		}
+		l, err := net.Listen(network, address)
+		if err != nil {
+			err = fmt.Errorf("listen on %s in network namespace %s: %w", address, name, err)
+		}
+		res <- result{l, err}
+	}()
+	r := <-res
+	return r.l, r.err
 }
