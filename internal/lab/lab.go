@@ -45,7 +45,8 @@ type Lab struct {
 }
 
 // Script finds the netlab script: $NETLAB, or ../shared/netlab/netlab
-// beside the repository.
+// beside the repository that holds the working directory or, failing that,
+// the running executable (a vantage binary built in the repository).
 func Script() (string, error) {
 	if p := os.Getenv("NETLAB"); p != "" {
 		return p, nil
@@ -54,6 +55,19 @@ func Script() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	p, err := scriptAbove(dir)
+	if err == nil {
+		return p, nil
+	}
+	if exe, eerr := os.Executable(); eerr == nil {
+		if p, eerr := scriptAbove(filepath.Dir(exe)); eerr == nil {
+			return p, nil
+		}
+	}
+	return "", err
+}
+
+func scriptAbove(dir string) (string, error) {
 	for d := dir; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
 			p := filepath.Join(filepath.Dir(d), "shared", "netlab", "netlab")
@@ -85,6 +99,11 @@ func Unavailable() string {
 	return ""
 }
 
+// LockHeldEnv names the environment variable that tells Up the lab lock
+// is held already by the process that started this one (a lab test that
+// runs `vantage up --demo` under its own Up): Up then does not wait for it.
+const LockHeldEnv = "VANTAGE_LAB_LOCK_HELD"
+
 // Up takes the machine-wide lab lock (waiting for other lab users), then
 // brings the lab up if it is absent and checks that it is isolated.
 func Up(ctx context.Context) (*Lab, error) {
@@ -92,13 +111,26 @@ func Up(ctx context.Context) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
+	return up(ctx, context.Background(), script) // waits for the lock as long as it takes
+}
+
+// UpAt is Up with the netlab script named; it stops waiting for the lock
+// when ctx is done (an operator's Ctrl-C).
+func UpAt(ctx context.Context, script string) (*Lab, error) {
+	return up(ctx, ctx, script)
+}
+
+func up(ctx, lockCtx context.Context, script string) (*Lab, error) {
 	l := &Lab{Script: script}
-	if l.lock, err = os.OpenFile("/run/vantage-netlab.lock", os.O_CREATE|os.O_RDWR, 0o644); err != nil {
-		return nil, fmt.Errorf("lab lock: %w", err)
-	}
-	if err := syscall.Flock(int(l.lock.Fd()), syscall.LOCK_EX); err != nil {
-		l.lock.Close()
-		return nil, fmt.Errorf("lab lock: %w", err)
+	if os.Getenv(LockHeldEnv) != "1" {
+		var err error
+		if l.lock, err = os.OpenFile("/run/vantage-netlab.lock", os.O_CREATE|os.O_RDWR, 0o644); err != nil {
+			return nil, fmt.Errorf("lab lock: %w", err)
+		}
+		if err := flock(lockCtx, l.lock); err != nil {
+			l.lock.Close()
+			return nil, fmt.Errorf("lab lock /run/vantage-netlab.lock (another lab user holds it): %w", err)
+		}
 	}
 	if !NamespaceExists(NSScan) {
 		if out, err := l.netlab(ctx, "up"); err != nil {
@@ -113,6 +145,24 @@ func Up(ctx context.Context) (*Lab, error) {
 	}
 	return l, nil
 }
+
+// flock takes an exclusive lock on f, waiting until ctx is done.
+func flock(ctx context.Context, f *os.File) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil || !errors.Is(err, syscall.EWOULDBLOCK) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// BroughtUp reports whether Up brought the lab up (and Close takes it down).
+func (l *Lab) BroughtUp() bool { return l.broughtUp }
 
 // NSServices is the namespace of `netlab services up`, the real daemons.
 const NSServices = "nl-svc"
