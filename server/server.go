@@ -1,6 +1,6 @@
 // Package server runs the platform in one process: the bus (embedded or
 // external), enrichment, the store, ingest from the bus into the store, and
-// the HTTP API, with retention and metrics. `vantage server` runs it alone;
+// the HTTP API and the web UI over it, with retention and metrics. `vantage server` runs it alone;
 // `vantage up` runs it beside a scanner and a sensor.
 package server
 
@@ -24,9 +24,11 @@ import (
 	"github.com/vantagehq/vantage/config"
 	"github.com/vantagehq/vantage/enrich"
 	"github.com/vantagehq/vantage/ingest"
+	"github.com/vantagehq/vantage/internal/version"
 	"github.com/vantagehq/vantage/record"
 	"github.com/vantagehq/vantage/store"
 	"github.com/vantagehq/vantage/store/duckdb"
+	"github.com/vantagehq/vantage/web"
 )
 
 // Running describes a started server.
@@ -36,10 +38,28 @@ type Running struct {
 	AdminKey string // path of the file holding the first admin key, if one was made now
 }
 
+// Options are what a caller adds to a plain server.
+type Options struct {
+	// Started (may be nil) is called once everything is up.
+	Started func(Running)
+	// Listeners are served besides cfg.Listen: `vantage up --demo` adds one
+	// opened inside a lab namespace, where the lab's scanner and sensor
+	// reach the API. The server closes them.
+	Listeners []net.Listener
+}
+
 // Run starts everything and blocks until ctx is done; then it stops
 // accepting requests, finishes what is in flight and closes the store
 // cleanly. started (may be nil) is called once everything is up.
 func Run(ctx context.Context, cfg config.Server, log *slog.Logger, started func(Running)) error {
+	return RunOptions(ctx, cfg, log, Options{Started: started})
+}
+
+// RunOptions is Run with options.
+func RunOptions(ctx context.Context, cfg config.Server, log *slog.Logger, opt Options) error {
+	for _, l := range opt.Listeners {
+		defer l.Close() // Shutdown closes them too; this covers the early returns
+	}
 	if err := cfg.Check(); err != nil {
 		return err
 	}
@@ -118,12 +138,17 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, started func(
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	running.URL = "http://" + ln.Addr().String()
-	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	site, err := web.New(web.Config{API: srv, Version: version.Get().Version, Log: log})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	httpSrv := &http.Server{Handler: site, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 
 	// every goroutine below is owned here and ends before Run returns
 	ictx, stopIngest := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(3 + len(opt.Listeners))
 	go func() {
 		defer wg.Done()
 		if err := in.Run(ictx); err != nil {
@@ -141,9 +166,17 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, started func(
 			serveErr <- err
 		}
 	}()
+	for _, l := range opt.Listeners {
+		go func() {
+			defer wg.Done()
+			if err := httpSrv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+				log.Error("serve", "listener", l.Addr().String(), "err", err)
+			}
+		}()
+	}
 	log.Info("server ready", "api", running.URL, "nats", running.NATS, "data", cfg.Data)
-	if started != nil {
-		started(running)
+	if opt.Started != nil {
+		opt.Started(running)
 	}
 
 	var runErr error

@@ -1,0 +1,96 @@
+// Package browser starts a real headless Chromium (Debian's chromium
+// package) for the web UI's tests and drives it with chromedp: load a
+// page, read the DOM, type, click, take screenshots. It is for tests and
+// benchmarks only.
+package browser
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// Path finds the browser: $CHROMIUM, or chromium on $PATH.
+func Path() (string, error) {
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		return p, nil
+	}
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("chromium is not installed (scripts/test.sh installs Debian's chromium package)")
+}
+
+// Start opens a headless Chromium for the test, sized like a laptop
+// screen, and closes it when the test ends. It skips the test when no
+// browser is installed.
+func Start(t testing.TB) context.Context {
+	t.Helper()
+	path, err := Path()
+	if err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox, // CI runs as root, where Chromium's sandbox refuses to start
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1366, 900),
+		chromedp.UserDataDir(t.TempDir()),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	// the first Run starts the browser, and its context is the browser's
+	// lifetime (so no timeout here): fail now, clearly, if it cannot start
+	if err := chromedp.Do(ctx); err != nil {
+		cancel()
+		cancelAlloc()
+		t.Fatalf("start %s: %v", path, err)
+	}
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	return ctx
+}
+
+// OutDir is where screenshots go: $VANTAGE_TEST_OUT/name, or a folder
+// under the system's temporary directory that outlives the test.
+func OutDir(t testing.TB, name string) string {
+	t.Helper()
+	base := os.Getenv("VANTAGE_TEST_OUT")
+	if base == "" {
+		base = filepath.Join(os.TempDir(), "vantage-test-out")
+	}
+	dir := filepath.Join(base, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// Screenshot saves the whole page as dir/name.png.
+func Screenshot(t testing.TB, ctx context.Context, dir, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100 gives PNG, less JPEG
+	if err != nil {
+		t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	p := filepath.Join(dir, name+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		t.Error(err)
+		return
+	}
+	t.Logf("screenshot: %s", p)
+}
