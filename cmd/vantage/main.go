@@ -4,9 +4,16 @@ package main
 
 import (
 	"os"
+	"runtime"
 
 	"github.com/vantagehq/vantage/internal/cli"
 )
+
+// The main goroutine keeps the main thread, so that no other goroutine
+// runs there: `vantage up --demo` moves a goroutine's thread into a lab
+// namespace for good (internal/netns), and the main thread must never be
+// that one.
+func init() { runtime.LockOSThread() }
 
 func main() {
 	os.Exit(cli.Main(os.Args[1:]))
