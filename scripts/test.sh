@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the repository: formatting and vet, unit tests, the
-# netlab end-to-end tests (as root), a short fuzzing pass over every fuzz
-# target, and a quick run of the scan benchmark against zmap and masscan.
+# web UI in headless Chromium, the netlab end-to-end tests (as root), a
+# short fuzzing pass over every fuzz target, and a quick run of the scan
+# benchmark against zmap and masscan.
 #
 #   sudo ./scripts/test.sh          everything (CI runs exactly this)
 #   ./scripts/test.sh               as a normal user: lab tests skip and say why
@@ -30,8 +31,17 @@ if [ "$(id -u)" = 0 ]; then
   else
     echo "netlab not found at $NETLAB: lab tests will skip" >&2
   fi
+  step "dependencies (Debian's chromium for the web UI's browser tests; npm for pinned data)"
+  missing=""
+  command -v chromium >/dev/null || missing="$missing chromium"
+  command -v npm >/dev/null || missing="$missing npm"
+  if [ -n "$missing" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing >/tmp/vantage-apt.log 2>&1 \
+      || { tail -20 /tmp/vantage-apt.log; exit 1; }
+  fi
+  chromium --version 2>/dev/null | grep -o 'Chromium [0-9.]*' || true
 else
-  echo "not root: netlab dependencies not installed; lab tests will skip"
+  echo "not root: netlab dependencies and chromium not installed; lab and browser tests skip if they are absent"
 fi
 
 step "geo data (pinned npm packages, checked against enrich/geodata.lock)"
@@ -40,6 +50,9 @@ if [ -z "${VANTAGE_GEODATA:-}" ]; then
 fi
 export VANTAGE_GEODATA
 scripts/geodata.sh "$VANTAGE_GEODATA"
+
+step "web assets (the world map rebuilt from its pinned npm package matches the committed one)"
+scripts/webassets.sh --check
 
 step "go mod download"
 go mod download

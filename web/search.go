@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode"
 
 	"github.com/vantagehq/vantage/record"
 	"github.com/vantagehq/vantage/store"
@@ -150,11 +151,18 @@ func narrow(q, field, value string) string {
 	}
 }
 
-// quoteValue quotes a value unless it is one plain word (the query
-// language treats spaces, commas, parentheses, quotes and wildcards
-// specially in bare values).
+// quoteValue quotes a value unless it is one plain word of letters,
+// digits and . _ / + @ - (the query language gives spaces, commas,
+// parentheses, quotes, comparisons and wildcards meanings in bare values).
 func quoteValue(v string) string {
-	if v != "" && !strings.ContainsAny(v, " \t,()\"\\*?:[]{}<>=!") && v != "AND" && v != "OR" && v != "NOT" && v != "TO" && !strings.HasPrefix(v, "-") {
+	plain := v != "" && !strings.HasPrefix(v, "-") && v != "AND" && v != "OR" && v != "NOT" && v != "TO"
+	for _, r := range v {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("._/+@-", r) {
+			plain = false
+			break
+		}
+	}
+	if plain {
 		return v
 	}
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
