@@ -96,7 +96,7 @@ keeps it).`,
 	fl.StringVar(&f.netlab, "netlab", "", "--demo: the netlab script (default $NETLAB or ../shared/netlab/netlab beside the repository)")
 	fl.DurationVar(&f.trafficEvery, "traffic-every", 30*time.Second, "--demo: time between rounds of lab traffic at the sensor")
 	fl.IntVar(&f.labRate, "lab-rate", 20000, "--demo: probes per second of the scan of the lab's farm")
-	fl.IntVar(&f.labListenTCP, "lab-port", 0, "--demo: port of the API inside the lab's scanner namespace (default: the --listen port, or 8080)")
+	fl.IntVar(&f.labListenTCP, "lab-port", 0, "--demo: port of the API inside the lab's scanner namespace (default: the --listen port)")
 	fl.StringVar(&f.readyFile, "ready-file", "", "once the first scan is searchable (and, with --demo, the first traffic stored), write a JSON summary to `FILE`")
 	fl.DurationVar(&f.forDur, "for", 0, "stop by itself after this long (0 = until Ctrl-C)")
 	fl.MarkHidden("targets")
@@ -624,7 +624,12 @@ func (u *upRun) runDemo(ctx context.Context) (err error) {
 		u.say("demo: the lab was up already; it stays up at exit")
 	}
 	servicesUp := make(chan error, 1)
-	go func() { servicesUp <- l.ServicesUp(ctx) }()
+	servicesDone := make(chan struct{})
+	go func() {
+		defer close(servicesDone)
+		servicesUp <- l.ServicesUp(ctx)
+	}()
+	defer func() { <-servicesDone }() // before l.Close, which reads what ServicesUp set
 
 	dir := filepath.Join(u.work, "demo")
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -651,10 +656,9 @@ func (u *upRun) runDemo(ctx context.Context) (err error) {
 	}
 
 	port := u.f.labListenTCP
-	if port == 0 {
+	if port == 0 { // the host's port (0 there, as in tests, is any free one here too)
 		_, p, _ := net.SplitHostPort(u.cfg.Listen)
-		port, _ = strconv.Atoi(p)
-		if port == 0 {
+		if port, err = strconv.Atoi(p); err != nil {
 			port = 8080
 		}
 	}
@@ -662,6 +666,7 @@ func (u *upRun) runDemo(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("demo: the API inside the lab: %w", err)
 	}
+	port = ln.Addr().(*net.TCPAddr).Port
 	u.labURL = fmt.Sprintf("http://%s:%d", lab.ScanIP, port)
 
 	remove, err := demo.AddSources(ctx, u.srcs)

@@ -1,0 +1,295 @@
+package netlab_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vantagehq/vantage/internal/lab"
+	"github.com/vantagehq/vantage/internal/testbin"
+)
+
+// upReady is the --ready-file of vantage up.
+type upReady struct {
+	URL      string  `json:"url"`
+	API      string  `json:"api"`
+	LabURL   string  `json:"lab_url"`
+	KeyFile  string  `json:"key_file"`
+	Services int64   `json:"services"`
+	Events   int64   `json:"events"`
+	Seconds  float64 `json:"seconds"`
+}
+
+// upProc is a vantage up started by a test.
+type upProc struct {
+	cmd   *exec.Cmd
+	log   string
+	ready string
+	done  chan error
+}
+
+func startUp(t *testing.T, bin string, env []string, args ...string) *upProc {
+	t.Helper()
+	dir := t.TempDir()
+	p := &upProc{log: filepath.Join(dir, "up.log"), ready: filepath.Join(dir, "ready.json"), done: make(chan error, 1)}
+	logf, err := os.Create(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	p.cmd = exec.Command(bin, append([]string{"up", "--ready-file", p.ready}, args...)...)
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	p.cmd.Env = append(os.Environ(), env...)
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() { p.stop(t) })
+	return p
+}
+
+func (p *upProc) logText() string {
+	b, _ := os.ReadFile(p.log)
+	return string(b)
+}
+
+// waitReady waits for the ready file (or the end of the process).
+func (p *upProc) waitReady(t *testing.T, timeout time.Duration) upReady {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		if b, err := os.ReadFile(p.ready); err == nil {
+			var r upReady
+			if err := json.Unmarshal(b, &r); err != nil {
+				t.Fatalf("ready file: %v: %s", err, b)
+			}
+			return r
+		}
+		select {
+		case err := <-p.done:
+			p.done <- err
+			t.Fatalf("vantage up ended before it was ready: %v\n%s", err, p.logText())
+		case <-deadline:
+			t.Fatalf("vantage up not ready after %s:\n%s", timeout, p.logText())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// stop ends vantage up with SIGINT, as Ctrl-C would, and checks that it
+// stops cleanly in time.
+func (p *upProc) stop(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() != 130 {
+			t.Errorf("vantage up after SIGINT: %v\n%s", err, p.logText())
+		}
+	case <-time.After(90 * time.Second):
+		p.cmd.Process.Kill()
+		t.Errorf("vantage up did not stop within 90 s of SIGINT:\n%s", p.logText())
+	}
+}
+
+// apiGet reads a JSON answer from the API, from the test's namespace.
+func apiGet(t *testing.T, base, key, path string, v any) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", strings.TrimSuffix(base, "/")+path, nil)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s: %s", path, resp.Status, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("GET %s: %v: %.300s", path, err, b)
+	}
+}
+
+type buckets struct {
+	Buckets []struct {
+		Key   string `json:"key"`
+		Count int64  `json:"count"`
+	} `json:"buckets"`
+}
+
+func (b buckets) keys() map[string]int64 {
+	m := map[string]int64{}
+	for _, x := range b.Buckets {
+		m[x.Key] = x.Count
+	}
+	return m
+}
+
+// TestUpLocal: plain vantage up, no root: the scan of this machine
+// (restricted to loopback and one port with --targets and --ports) finds
+// a local HTTP server and the API shows it under the host's address.
+func TestUpLocal(t *testing.T) {
+	bin, err := testbin.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Server", "up-test/1.0")
+		io.WriteString(w, "<html><title>up test page</title></html>")
+	})}
+	go hs.Serve(ln)
+	defer hs.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	t0 := time.Now()
+	p := startUp(t, bin, nil, "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--targets", "127.0.0.1",
+		"--ports", strconv.Itoa(port), "--for", "3m")
+	r := p.waitReady(t, 2*time.Minute)
+	t.Logf("ready after %s (its own count: %.1f s): %d services", time.Since(t0).Round(100*time.Millisecond), r.Seconds, r.Services)
+	b, err := os.ReadFile(r.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(string(b))
+	var host struct {
+		Services []struct {
+			Port     int    `json:"port"`
+			Protocol string `json:"protocol"`
+			HTTP     struct {
+				Server string `json:"server"`
+				Title  string `json:"title"`
+			} `json:"http"`
+		} `json:"services"`
+	}
+	apiGet(t, r.API, key, "/api/v1/host/127.0.0.1", &host)
+	found := false
+	for _, s := range host.Services {
+		if s.Port == port {
+			found = true
+			if s.Protocol != "http" || s.HTTP.Server != "up-test/1.0" || s.HTTP.Title != "up test page" {
+				t.Errorf("the service on %d: %+v", port, s)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("127.0.0.1:%d is not among the host's services %+v\n%s", port, host.Services, p.logText())
+	}
+	for _, want := range []string{"vantage: open http://127.0.0.1:", "sensor off", "127.0.0.1 are reserved addresses; up allows exactly these"} {
+		if !strings.Contains(p.logText(), want) {
+			t.Errorf("the output does not say %q:\n%s", want, p.logText())
+		}
+	}
+	p.stop(t)
+}
+
+// TestUpDemo: vantage up --demo fills every view from the lab: the farm's
+// port 22 services match the lab's truth, events come from five source
+// countries or more, the matrix has two target countries or more, and the
+// verdicts include benign and malicious.
+func TestUpDemo(t *testing.T) {
+	needLab(t)
+	// the lab is up (TestMain holds its lock); the child must not wait for it
+	t0 := time.Now()
+	p := startUp(t, binary, []string{lab.LockHeldEnv + "=1"}, "--demo", "--data", t.TempDir(), "--listen", "127.0.0.1:0",
+		"--for", "6m", "--netlab", theLab.Script)
+	r := p.waitReady(t, 4*time.Minute)
+	t.Logf("ready after %s (its own count: %.1f s): %d services, %d events; lab API %s", time.Since(t0).Round(100*time.Millisecond),
+		r.Seconds, r.Services, r.Events, r.LabURL)
+	b, err := os.ReadFile(r.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(string(b))
+
+	truth, err := theLab.Truth(context.Background(), 22)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var count struct {
+		Total int64 `json:"total"`
+	}
+	apiGet(t, r.API, key, "/api/v1/count?q="+url.QueryEscape("port:22 ip:"+lab.Farm), &count)
+	t.Logf("farm port 22: %d services searchable, %d open in the lab", count.Total, len(truth))
+	if count.Total != int64(len(truth)) {
+		t.Errorf("farm port 22: %d services, the lab has %d", count.Total, len(truth))
+	}
+	var daemons struct {
+		Total int64 `json:"total"`
+	}
+	apiGet(t, r.API, key, "/api/v1/count?q="+url.QueryEscape("ip:203.0.113.0/27"), &daemons)
+	if daemons.Total < 10 {
+		t.Errorf("only %d of the 12 lab daemons searchable", daemons.Total)
+	}
+
+	var countries, classes buckets
+	apiGet(t, r.API, key, "/api/v1/sensors/stats?by=src_country&window=1h", &countries)
+	apiGet(t, r.API, key, "/api/v1/sensors/stats?by=classification&window=1h", &classes)
+	var matrix struct {
+		Cells []struct {
+			Src, Dst string
+			Count    int64
+		} `json:"cells"`
+	}
+	apiGet(t, r.API, key, "/api/v1/sensors/matrix", &matrix)
+	dst := map[string]bool{}
+	for _, c := range matrix.Cells {
+		dst[c.Dst] = true
+	}
+	t.Logf("source countries %v; verdicts %v; matrix: %d cells, target countries %v", countries.keys(), classes.keys(), len(matrix.Cells), dst)
+	if len(countries.keys()) < 5 {
+		t.Errorf("events from %d source countries, want 5 or more", len(countries.keys()))
+	}
+	if len(dst) < 2 {
+		t.Errorf("the matrix has %d target countries, want 2 or more", len(dst))
+	}
+	if c := classes.keys(); c["benign"] == 0 || c["malicious"] == 0 {
+		t.Errorf("verdicts %v: want benign and malicious", c)
+	}
+	// the lab's side of the server answers too
+	out, err := lab.Command(context.Background(), lab.NSSensor, "curl", "-s", "-m", "5", r.LabURL+"/healthz").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "ok" {
+		t.Errorf("the API inside the lab (%s) from nl-sensor: %v %s", r.LabURL, err, out)
+	}
+
+	p.stop(t)
+	// what it added is gone: the sources' addresses, the sensor's redirect
+	addrs, _ := exec.Command("ip", "-n", lab.NSScan, "-4", "addr", "show", "dev", lab.ScanIF).Output()
+	for i := 11; i <= 16; i++ {
+		if a := fmt.Sprintf("192.0.2.%d/", i); strings.Contains(string(addrs), a) {
+			t.Errorf("%s is still on %s after exit", a, lab.ScanIF)
+		}
+	}
+	tables, _ := exec.Command("ip", "netns", "exec", lab.NSSensor, "nft", "list", "tables").Output()
+	if strings.Contains(string(tables), "vantage_sensor_") {
+		t.Errorf("the sensor's redirect is still loaded after exit: %s", tables)
+	}
+	if !lab.NamespaceExists(lab.NSScan) {
+		t.Errorf("vantage up took down a lab it did not bring up")
+	}
+}
