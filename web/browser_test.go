@@ -131,6 +131,23 @@ func TestInChromium(t *testing.T) {
 	run("about", chromedp.Navigate(srv.URL+"/about"), chromedp.WaitVisible(chromedp.CSS("main h1")))
 	browser.Screenshot(t, ctx, out, "about")
 
+	// every field has a label; the keyboard alone reaches an IP page
+	for _, page := range []string{"/", "/search?q=port:22", "/optout"} {
+		run("labels "+page, chromedp.Navigate(srv.URL+page), chromedp.WaitVisible(chromedp.CSS("main")))
+		if bare := str(`[...document.querySelectorAll('input:not([type=hidden])')].filter(i => !i.labels.length && !i.getAttribute('aria-label')).map(i => i.name || i.id).join(',')`); bare != "" {
+			t.Errorf("%s: fields without a label: %s", page, bare)
+		}
+	}
+	run("keyboard", chromedp.Navigate(srv.URL+"/about"), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	for i := 0; i < 12 && str(`document.activeElement.id`) != "ipbox"; i++ {
+		run("tab", chromedp.KeyEvent("\t"))
+	}
+	if id := str(`document.activeElement.id`); id != "ipbox" {
+		t.Fatalf("twelve tabs did not reach the IP box (focus on %q)", id)
+	}
+	run("type an address", chromedp.KeyEvent("192.0.2.44\r"))
+	waitFor("the IP page from the keyboard", `location.pathname === '/ip/192.0.2.44'`)
+
 	// a phone: nothing wider than the screen
 	run("phone", chromedp.EmulateViewport(390, 844), chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("svg.world")))
 	if w := eval(`({w: document.documentElement.scrollWidth})`)["w"]; w > 392 {
