@@ -620,6 +620,9 @@ func (u *upRun) runDemo(ctx context.Context) (err error) {
 			err = errors.Join(err, fmt.Errorf("demo: %w", cerr))
 		}
 	}()
+	if ctx.Err() != nil {
+		return nil
+	}
 	if !l.BroughtUp() {
 		u.say("demo: the lab was up already; it stays up at exit")
 	}
@@ -627,7 +630,7 @@ func (u *upRun) runDemo(ctx context.Context) (err error) {
 	servicesDone := make(chan struct{})
 	go func() {
 		defer close(servicesDone)
-		servicesUp <- l.ServicesUp(ctx)
+		servicesUp <- l.ServicesUp(context.WithoutCancel(ctx)) // never half-started: Close stops them whole
 	}()
 	defer func() { <-servicesDone }() // before l.Close, which reads what ServicesUp set
 

@@ -114,10 +114,12 @@ func Up(ctx context.Context) (*Lab, error) {
 	return up(ctx, context.Background(), script) // waits for the lock as long as it takes
 }
 
-// UpAt is Up with the netlab script named; it stops waiting for the lock
-// when ctx is done (an operator's Ctrl-C).
+// UpAt is Up with the netlab script named, for a program an operator may
+// interrupt: it stops waiting for the lock when ctx is done, but a lab it
+// has begun to bring up is brought up whole (and so can be taken down by
+// Close), never killed half-way.
 func UpAt(ctx context.Context, script string) (*Lab, error) {
-	return up(ctx, ctx, script)
+	return up(context.WithoutCancel(ctx), ctx, script)
 }
 
 func up(ctx, lockCtx context.Context, script string) (*Lab, error) {
