@@ -33,6 +33,7 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	if skipWhy = lab.Unavailable(); skipWhy != "" {
+		defer testbin.Clean() // TestUpLocal builds the binary without the lab
 		return m.Run()
 	}
 	var err error

@@ -8,108 +8,15 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vantagehq/vantage/internal/lab"
 	"github.com/vantagehq/vantage/internal/testbin"
 )
-
-// upReady is the --ready-file of vantage up.
-type upReady struct {
-	URL      string  `json:"url"`
-	API      string  `json:"api"`
-	LabURL   string  `json:"lab_url"`
-	KeyFile  string  `json:"key_file"`
-	Services int64   `json:"services"`
-	Events   int64   `json:"events"`
-	Seconds  float64 `json:"seconds"`
-}
-
-// upProc is a vantage up started by a test.
-type upProc struct {
-	cmd   *exec.Cmd
-	log   string
-	ready string
-	done  chan error
-}
-
-func startUp(t *testing.T, bin string, env []string, args ...string) *upProc {
-	t.Helper()
-	dir := t.TempDir()
-	p := &upProc{log: filepath.Join(dir, "up.log"), ready: filepath.Join(dir, "ready.json"), done: make(chan error, 1)}
-	logf, err := os.Create(p.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	p.cmd = exec.Command(bin, append([]string{"up", "--ready-file", p.ready}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	p.cmd.Env = append(os.Environ(), env...)
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() { p.stop(t) })
-	return p
-}
-
-func (p *upProc) logText() string {
-	b, _ := os.ReadFile(p.log)
-	return string(b)
-}
-
-// waitReady waits for the ready file (or the end of the process).
-func (p *upProc) waitReady(t *testing.T, timeout time.Duration) upReady {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		if b, err := os.ReadFile(p.ready); err == nil {
-			var r upReady
-			if err := json.Unmarshal(b, &r); err != nil {
-				t.Fatalf("ready file: %v: %s", err, b)
-			}
-			return r
-		}
-		select {
-		case err := <-p.done:
-			p.done <- err
-			t.Fatalf("vantage up ended before it was ready: %v\n%s", err, p.logText())
-		case <-deadline:
-			t.Fatalf("vantage up not ready after %s:\n%s", timeout, p.logText())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// stop ends vantage up with SIGINT, as Ctrl-C would, and checks that it
-// stops cleanly in time.
-func (p *upProc) stop(t *testing.T) {
-	t.Helper()
-	select {
-	case err := <-p.done:
-		p.done <- err
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case err := <-p.done:
-		p.done <- err
-		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() != 130 {
-			t.Errorf("vantage up after SIGINT: %v\n%s", err, p.logText())
-		}
-	case <-time.After(90 * time.Second):
-		p.cmd.Process.Kill()
-		t.Errorf("vantage up did not stop within 90 s of SIGINT:\n%s", p.logText())
-	}
-}
 
 // apiGet reads a JSON answer from the API, from the test's namespace.
 func apiGet(t *testing.T, base, key, path string, v any) {
@@ -151,10 +58,6 @@ func (b buckets) keys() map[string]int64 {
 // (restricted to loopback and one port with --targets and --ports) finds
 // a local HTTP server and the API shows it under the host's address.
 func TestUpLocal(t *testing.T) {
-	bin, err := testbin.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -168,15 +71,10 @@ func TestUpLocal(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 
 	t0 := time.Now()
-	p := startUp(t, bin, nil, "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--targets", "127.0.0.1",
-		"--ports", strconv.Itoa(port), "--for", "3m")
-	r := p.waitReady(t, 2*time.Minute)
+	p := testbin.StartUp(t, testbin.UpOptions{For: 3 * time.Minute, Timeout: 2 * time.Minute,
+		Args: []string{"--targets", "127.0.0.1", "--ports", strconv.Itoa(port)}})
+	r, key := p.Ready, p.Key
 	t.Logf("ready after %s (its own count: %.1f s): %d services", time.Since(t0).Round(100*time.Millisecond), r.Seconds, r.Services)
-	b, err := os.ReadFile(r.KeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := strings.TrimSpace(string(b))
 	var host struct {
 		Services []struct {
 			Port     int    `json:"port"`
@@ -198,14 +96,16 @@ func TestUpLocal(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Fatalf("127.0.0.1:%d is not among the host's services %+v\n%s", port, host.Services, p.logText())
+		t.Fatalf("127.0.0.1:%d is not among the host's services %+v\n%s", port, host.Services, p.Log())
 	}
 	for _, want := range []string{"vantage: open http://127.0.0.1:", "sensor off", "127.0.0.1 are reserved addresses; up allows exactly these"} {
-		if !strings.Contains(p.logText(), want) {
-			t.Errorf("the output does not say %q:\n%s", want, p.logText())
+		if !strings.Contains(p.Log(), want) {
+			t.Errorf("the output does not say %q:\n%s", want, p.Log())
 		}
 	}
-	p.stop(t)
+	if err := p.Stop(); err != nil {
+		t.Error(err)
+	}
 }
 
 // TestUpDemo: vantage up --demo fills every view from the lab: the farm's
@@ -216,16 +116,11 @@ func TestUpDemo(t *testing.T) {
 	needLab(t)
 	// the lab is up (TestMain holds its lock); the child must not wait for it
 	t0 := time.Now()
-	p := startUp(t, binary, []string{lab.LockHeldEnv + "=1"}, "--demo", "--data", t.TempDir(), "--listen", "127.0.0.1:0",
-		"--for", "6m", "--netlab", theLab.Script)
-	r := p.waitReady(t, 4*time.Minute)
-	t.Logf("ready after %s (its own count: %.1f s): %d services, %d events; lab API %s", time.Since(t0).Round(100*time.Millisecond),
-		r.Seconds, r.Services, r.Events, r.LabURL)
-	b, err := os.ReadFile(r.KeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := strings.TrimSpace(string(b))
+	p := testbin.StartUp(t, testbin.UpOptions{Demo: true, LockHeld: true, For: 6 * time.Minute, Timeout: 4 * time.Minute,
+		Args: []string{"--netlab", theLab.Script}})
+	r, key := p.Ready, p.Key
+	t.Logf("ready after %s (its own count: %.1f s): %d services, %d events from %d source countries; lab API %s",
+		time.Since(t0).Round(100*time.Millisecond), r.Seconds, r.Services, r.Events, r.SourceCountries, r.LabURL)
 
 	truth, err := theLab.Truth(context.Background(), 22)
 	if err != nil {
@@ -277,7 +172,9 @@ func TestUpDemo(t *testing.T) {
 		t.Errorf("the API inside the lab (%s) from nl-sensor: %v %s", r.LabURL, err, out)
 	}
 
-	p.stop(t)
+	if err := p.Stop(); err != nil {
+		t.Error(err)
+	}
 	// what it added is gone: the sources' addresses, the sensor's redirect
 	addrs, _ := exec.Command("ip", "-n", lab.NSScan, "-4", "addr", "show", "dev", lab.ScanIF).Output()
 	for i := 11; i <= 16; i++ {
