@@ -252,6 +252,24 @@ func (u *upRun) runLocal(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// the sensor's dark addresses host nothing: scanning them would only
+	// fill the sensor with this machine's own probes
+	var dark []netip.Prefix
+	for _, a := range u.f.sensorAddrs {
+		for _, part := range strings.Split(a, ",") {
+			if p, err := netip.ParsePrefix(strings.TrimSpace(part)); err == nil {
+				dark = append(dark, p)
+			} else if ip, err := netip.ParseAddr(strings.TrimSpace(part)); err == nil {
+				dark = append(dark, netip.PrefixFrom(ip, ip.BitLen()))
+			}
+		}
+	}
+	addrs = slices.DeleteFunc(addrs, func(a netip.Addr) bool {
+		return slices.ContainsFunc(dark, func(p netip.Prefix) bool { return p.Contains(a) })
+	})
+	if len(addrs) == 0 {
+		return usagef("no address of this machine is left to scan")
+	}
 	return u.serve(ctx, nil, func(ctx context.Context, wg *sync.WaitGroup) error {
 		if u.f.sensorIF != "" {
 			if os.Geteuid() != 0 {
@@ -346,7 +364,7 @@ func (u *upRun) scanOwn(ctx context.Context, round int, addrs []netip.Addr) firs
 	if round == 0 {
 		u.say("scanner: this machine's own addresses %s, ports %s, connect mode, every %s", strings.Join(names, " "), u.f.ports, u.f.rescan)
 		if len(allowed) > 0 {
-			u.say("scanner: %s are reserved addresses; up allows exactly these because they are this machine's own", strings.Join(allowed, " "))
+			u.say("scanner: reserved addresses allowed because they are this machine's own, and only these: %s", strings.Join(allowed, " "))
 		}
 	}
 	t0 := time.Now()
@@ -455,7 +473,7 @@ func (u *upRun) whenReady(ctx context.Context, wantCountries int) {
 	services, _ := u.count("")
 	took := time.Since(u.t0).Round(100 * time.Millisecond)
 	u.say("ready after %s: %d services searchable, %d sensor events from %d source countries", took, services, events, countries)
-	u.say("try: curl '%s/api/v1/count?q=port:22&facets=product,country' or vantage search 'port:22' --server %s", u.url, u.url)
+	u.say("try: curl '%s/api/v1/count?facets=port,product,country' or vantage search 'port:22' --server %s", u.url, u.url)
 	if u.f.readyFile == "" {
 		return
 	}

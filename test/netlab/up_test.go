@@ -98,7 +98,7 @@ func TestUpLocal(t *testing.T) {
 	if !found {
 		t.Fatalf("127.0.0.1:%d is not among the host's services %+v\n%s", port, host.Services, p.Log())
 	}
-	for _, want := range []string{"vantage: open http://127.0.0.1:", "sensor off", "127.0.0.1 are reserved addresses; up allows exactly these"} {
+	for _, want := range []string{"vantage: open http://127.0.0.1:", "sensor off", "reserved addresses allowed because they are this machine's own, and only these: 127.0.0.1"} {
 		if !strings.Contains(p.Log(), want) {
 			t.Errorf("the output does not say %q:\n%s", want, p.Log())
 		}
