@@ -218,7 +218,7 @@ func (u *upRun) serve(ctx context.Context, extra []net.Listener, roles func(ctx 
 	if err != nil {
 		stopServer()
 		<-served
-		return fmt.Errorf("read the admin key the roles publish with (delete %s to have a new one made at the next start): %w", filepath.Join(u.cfg.Data, "bus"), err)
+		return fmt.Errorf("the roles publish with the admin key, which the server writes only at the first start, when the bus holds no key (move %s away to start with fresh keys): %w", filepath.Join(u.cfg.Data, "bus"), err)
 	}
 	u.key = strings.TrimSpace(string(b))
 	u.say("open %s/ (data in %s)", u.url, u.cfg.Data)
