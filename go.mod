@@ -3,9 +3,9 @@ module github.com/vantagehq/vantage
 go 1.26.8
 
 require (
-	github.com/chromedp/chromedp v0.23.0
 	github.com/BurntSushi/toml v1.6.0
 	github.com/apache/arrow-go/v18 v18.5.1
+	github.com/chromedp/chromedp v0.23.0
 	github.com/duckdb/duckdb-go/v2 v2.10506.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0

@@ -2,6 +2,8 @@ package web_test
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +115,9 @@ func TestInChromium(t *testing.T) {
 		t.Errorf("the error has column %q and caret %q", col, caret)
 	}
 	t.Logf("bad query error at column %s:\n%s", col, caret)
+	if at := str(`document.activeElement.id + ':' + document.activeElement.selectionStart`); at != "q:"+fmt.Sprint(mustAtoi(t, col)-1) {
+		t.Errorf("after the error the cursor is at %s, want in the query at column %s", at, col)
+	}
 	browser.Screenshot(t, ctx, out, "search-error")
 
 	// an IP page from a result
@@ -154,4 +159,12 @@ func TestInChromium(t *testing.T) {
 		t.Errorf("the overview is %d px wide on a 390 px phone", w)
 	}
 	browser.Screenshot(t, ctx, out, "overview-phone")
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatalf("%q: %v", s, err)
+	}
+	return n
 }

@@ -22,6 +22,8 @@ import (
 // (the map 15 minutes, the others one hour).
 var windows = []string{"15m", "1h", "24h", "7d"}
 
+var windowLength = map[string]time.Duration{"15m": 15 * time.Minute, "1h": time.Hour, "24h": 24 * time.Hour, "7d": 7 * 24 * time.Hour}
+
 // overviewData is the four panels, each with the numbers the API gave.
 type overviewData struct {
 	Window    string   // the chosen window, "" for the defaults
@@ -104,6 +106,7 @@ func (s *Site) overviewData(r *http.Request) (*overviewData, error) {
 		Step   string         `json:"step"`
 		Series []store.Series `json:"series"`
 	}
+	asked := time.Now().UTC() // the API's window starts a moment after this
 	if err := s.call(r, "/api/v1/sensors/timeline", url.Values{"by": {"tag"}, "window": {d.TagWindow}, "top": {"5"}}, &timeline); err != nil {
 		return nil, err
 	}
@@ -112,7 +115,12 @@ func (s *Site) overviewData(r *http.Request) (*overviewData, error) {
 	d.Map = s.world.svg(d.Countries)
 	d.Tags = tagCloud(tags.Buckets)
 	d.Matrix = buildMatrix(matrix.Cells, s.world)
-	d.Timeline = buildTimeline(timeline.Series)
+	step, err := time.ParseDuration(timeline.Step)
+	if err != nil || step <= 0 {
+		return nil, fmt.Errorf("timeline step %q from the API: %v", timeline.Step, err)
+	}
+	window := windowLength[d.TagWindow]
+	d.Timeline = buildTimeline(timeline.Series, asked.Add(-window), window, step)
 	return d, nil
 }
 
@@ -258,49 +266,46 @@ type timelineTick struct {
 	Anchor string // start, middle or end: the end ticks stay inside the chart
 }
 
-func buildTimeline(series []store.Series) timelineData {
+// buildTimeline draws every step of the window, zero where a tag had no
+// events (the API lists only steps with events), so a burst is a spike and
+// a single step still draws a line.
+func buildTimeline(series []store.Series, since time.Time, window, step time.Duration) timelineData {
 	d := timelineData{Width: 640, Height: 180}
-	var t0, t1 time.Time
-	for _, s := range series {
+	steps := int((window + step - 1) / step)
+	if steps < 2 {
+		steps = 2
+	}
+	counts := make([][]int64, len(series))
+	for i, s := range series {
+		counts[i] = make([]int64, steps)
 		for _, p := range s.Points {
-			d.MaxCount = max(d.MaxCount, p.Count)
-			if t0.IsZero() || p.Time.Before(t0) {
-				t0 = p.Time
-			}
-			if p.Time.After(t1) {
-				t1 = p.Time
-			}
+			k := int(p.Time.Sub(since) / step)
+			k = min(max(k, 0), steps-1)
+			counts[i][k] += p.Count
+			d.MaxCount = max(d.MaxCount, counts[i][k])
 		}
 	}
-	span := t1.Sub(t0).Seconds()
-	x := func(t time.Time) float64 {
-		if span <= 0 {
-			return float64(d.Width) / 2
-		}
-		return 4 + (float64(d.Width)-8)*t.Sub(t0).Seconds()/span
-	}
+	x := func(k int) float64 { return 4 + (float64(d.Width)-8)*float64(k)/float64(steps-1) }
 	y := func(n int64) float64 {
 		return float64(d.Height) - 4 - (float64(d.Height)-8)*float64(n)/float64(max(d.MaxCount, 1))
 	}
 	for i, s := range series {
 		var b strings.Builder
 		var total int64
-		for _, p := range s.Points {
-			fmt.Fprintf(&b, "%.1f,%.1f ", x(p.Time), y(p.Count))
-			total += p.Count
+		for k, n := range counts[i] {
+			fmt.Fprintf(&b, "%.1f,%.1f ", x(k), y(n))
+			total += n
 		}
 		d.Lines = append(d.Lines, timelineLine{Key: s.Key, Points: strings.TrimSpace(b.String()), Total: total, Class: i % 6})
 	}
-	if span > 0 {
-		for i := 0; i <= 4; i++ {
-			t := t0.Add(time.Duration(float64(i) / 4 * span * float64(time.Second)))
-			layout := "15:04"
-			if span > 2*86400 {
-				layout = "Jan 2"
-			}
-			anchor := map[int]string{0: "start", 4: "end"}[i]
-			d.Ticks = append(d.Ticks, timelineTick{X: x(t), Label: t.UTC().Format(layout), Anchor: or(anchor, "middle")})
-		}
+	layout := "15:04"
+	if window > 2*24*time.Hour {
+		layout = "Jan 2"
+	}
+	for i := 0; i <= 4; i++ {
+		k := i * (steps - 1) / 4
+		anchor := map[int]string{0: "start", 4: "end"}[i]
+		d.Ticks = append(d.Ticks, timelineTick{X: x(k), Label: since.Add(time.Duration(k) * step).UTC().Format(layout), Anchor: or(anchor, "middle")})
 	}
 	return d
 }

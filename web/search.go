@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -83,7 +84,11 @@ func (s *Site) search(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case errors.As(err, &ae) && ae.Status == http.StatusBadRequest:
 			status = http.StatusBadRequest
-			d.Error = &queryError{Message: ae.Body.Error, Column: ae.Body.Column, Caret: ae.Body.Caret}
+			msg := ae.Body.Error
+			if ae.Body.Column > 0 { // the page says where; the message need not ("1:17: ...")
+				msg = strings.TrimPrefix(msg, fmt.Sprintf("%d:%d: ", ae.Body.Line, ae.Body.Column))
+			}
+			d.Error = &queryError{Message: msg, Column: ae.Body.Column, Caret: ae.Body.Caret}
 		case err != nil:
 			s.errorPage(w, r, err)
 			return

@@ -171,6 +171,8 @@ func TestUpDemo(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(out)) != "ok" {
 		t.Errorf("the API inside the lab (%s) from nl-sensor: %v %s", r.LabURL, err, out)
 	}
+	// the same server, as people see it: the web UI in Chromium (web_test.go)
+	t.Run("web UI", func(t *testing.T) { checkWebUI(t, r.API, key) })
 
 	if err := p.Stop(); err != nil {
 		t.Error(err)

@@ -2,6 +2,13 @@
 // works without this script; here it only keeps the live view live.
 (function () {
   "use strict";
+  // a query error: put the cursor where the query went wrong
+  var qerr = document.getElementById("qerr"), q = document.getElementById("q");
+  if (qerr && q) {
+    var col = parseInt(qerr.getAttribute("data-column"), 10);
+    q.focus();
+    if (col > 0 && q.setSelectionRange) q.setSelectionRange(col - 1, col - 1);
+  }
   var box = document.getElementById("overview");
   if (!box || !window.fetch) return;
   var every = (parseInt(box.getAttribute("data-refresh"), 10) || 10) * 1000;
