@@ -21,6 +21,8 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/vantagehq/vantage/exclusion"
+	"github.com/vantagehq/vantage/optout"
 	"github.com/vantagehq/vantage/query"
 	"github.com/vantagehq/vantage/record"
 	"github.com/vantagehq/vantage/store"
@@ -40,6 +42,11 @@ type Config struct {
 	Metrics      *Metrics
 	Ready        func(ctx context.Context) error
 	PublicURL    string // base URL for links in responses (compatibility shapes)
+	// OptOut takes opt-out requests (nil: not offered); Exclusions is the
+	// current exclusion list, for scanners' long polls and for hiding
+	// opted-out ranges from public lookups.
+	OptOut     *optout.Service
+	Exclusions *exclusion.Tracker
 	Log          *slog.Logger
 }
 
@@ -49,6 +56,8 @@ type Server struct {
 	mux      *http.ServeMux
 	log      *slog.Logger
 	limiters sync.Map // principal -> *limiter
+
+	optoutLimiters sync.Map // client address -> *rate.Limiter
 }
 
 type limiter struct {
@@ -93,6 +102,8 @@ func (s *Server) routes() {
 	read("GET /v3/community/{ip}", s.community)
 	read("GET /internetdb/{ip}", s.internetDB)
 	s.mux.Handle("POST /api/v1/ingest/{stream}", s.wrap("ingest", ScopeScan, s.ingest))
+	s.mux.Handle("GET /api/v1/exclusions", s.wrap("exclusions", ScopeScan, s.exclusions))
+	s.optoutRoutes()
 	s.mux.Handle("GET /api/v1/keys", s.wrap("keys", ScopeAdmin, s.listKeys))
 	s.mux.Handle("POST /api/v1/keys", s.wrap("keys", ScopeAdmin, s.createKey))
 	s.mux.Handle("DELETE /api/v1/keys/{id}", s.wrap("keys", ScopeAdmin, s.deleteKey))
@@ -145,7 +156,11 @@ func (s *Server) wrap(route, scope string, h handler) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(rec, r.Body, s.cfg.MaxBody)
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+		timeout := s.cfg.QueryTimeout
+		if route == "exclusions" {
+			timeout = max(timeout, 70*time.Second) // a long poll of up to a minute
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		v, err := h(rec, r.WithContext(ctx), p)
 		if err != nil {

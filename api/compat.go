@@ -27,6 +27,9 @@ func (s *Server) community(w http.ResponseWriter, r *http.Request, p *principal)
 		return nil, err
 	}
 	prof, err := s.cfg.Store.Profile(r.Context(), ip, 0)
+	if s.hidden(ip, p) {
+		prof, err = nil, store.ErrNotFound
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		writeJSON(w, http.StatusNotFound, Community{IP: ip.String(),
 			Message: "IP not observed scanning the internet or contained in RIOT data set."})
@@ -61,6 +64,9 @@ func (s *Server) internetDB(w http.ResponseWriter, r *http.Request, p *principal
 		return nil, err
 	}
 	h, err := s.cfg.Store.Host(r.Context(), ip)
+	if s.hidden(ip, p) {
+		h, err = nil, store.ErrNotFound
+	}
 	if errors.Is(err, store.ErrNotFound) || err == nil && len(h.Services) == 0 {
 		writeJSON(w, http.StatusNotFound, map[string]string{"detail": "No information available"})
 		return nil, nil

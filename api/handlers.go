@@ -233,6 +233,9 @@ func (s *Server) host(w http.ResponseWriter, r *http.Request, p *principal) (any
 		}
 		hosts := []*store.Host{}
 		for a := pfx.Addr(); pfx.Contains(a); a = a.Next() {
+			if s.hidden(a, p) {
+				continue
+			}
 			h, err := s.cfg.Store.Host(r.Context(), a)
 			if errors.Is(err, store.ErrNotFound) {
 				continue
@@ -247,6 +250,9 @@ func (s *Server) host(w http.ResponseWriter, r *http.Request, p *principal) (any
 	ip, err := parseAddr(arg)
 	if err != nil {
 		return nil, err
+	}
+	if s.hidden(ip, p) {
+		return nil, fmt.Errorf("%w: %v", errNotFound, errOptedOut)
 	}
 	h, err := s.cfg.Store.Host(r.Context(), ip)
 	if errors.Is(err, store.ErrNotFound) {
@@ -273,6 +279,9 @@ func (s *Server) sensorIP(w http.ResponseWriter, r *http.Request, p *principal) 
 	events, err := intParam(r, "events", 50, 0, 1000)
 	if err != nil {
 		return nil, err
+	}
+	if s.hidden(ip, p) {
+		return nil, fmt.Errorf("%w: %v", errNotFound, errOptedOut)
 	}
 	prof, err := s.cfg.Store.Profile(r.Context(), ip, events)
 	if errors.Is(err, store.ErrNotFound) {
@@ -440,6 +449,11 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, p *principal) (any
 	sums, err := s.cfg.Store.Summaries(r.Context(), ips)
 	if err != nil {
 		return nil, err
+	}
+	for i := range sums { // an opted-out address is answered as unknown
+		if s.hidden(sums[i].IP, p) {
+			sums[i] = store.Summary{IP: sums[i].IP, Ports: []uint16{}, CPEs: []string{}, Tags: []string{}, Vulns: []string{}}
+		}
 	}
 	return map[string]any{"results": sums}, nil
 }

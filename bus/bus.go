@@ -32,10 +32,16 @@ const (
 
 	SubjectResults = "vantage.results" // + "." + producer
 	SubjectEvents  = "vantage.events"
+
+	// StreamAudit is the append-only audit log (opt-out requests, decisions,
+	// exclusion list versions): kept forever, its messages can be neither
+	// deleted nor purged.
+	StreamAudit  = "AUDIT"
+	SubjectAudit = "vantage.audit"
 )
 
 // Key-value buckets for control state.
-var Buckets = []string{"exclusions", "apikeys", "watchlists", "scanjobs", "sensors"}
+var Buckets = []string{"exclusions", "optouts", "apikeys", "watchlists", "scanjobs", "sensors"}
 
 // Config says which bus to use.
 type Config struct {
@@ -171,6 +177,12 @@ func (b *Bus) setup(ctx context.Context) error {
 		if _, err := b.JS.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
+	}
+	if _, err := b.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: StreamAudit, Subjects: []string{SubjectAudit + ".>"}, Storage: jetstream.FileStorage, Replicas: b.cfg.Replicas,
+		DenyDelete: true, DenyPurge: true, MaxMsgSize: 1 << 20,
+	}); err != nil {
+		return fmt.Errorf("stream %s: %w", StreamAudit, err)
 	}
 	for _, name := range Buckets {
 		if _, err := b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{

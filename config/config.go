@@ -25,6 +25,7 @@ type Server struct {
 	Store  Store  `toml:"store"`
 	Geo    Geo    `toml:"geo"`
 	API    API    `toml:"api"`
+	OptOut OptOut `toml:"optout"`
 }
 
 // Bus says which NATS to use.
@@ -61,6 +62,13 @@ type Geo struct {
 	Overrides string `toml:"overrides" doc:"overrides file: CIDR country=.. asn=.. org=.. label=.. per line"`
 }
 
+// OptOut sets how opt-out requests are decided.
+type OptOut struct {
+	MaxPrefix4    int    `toml:"max_prefix_v4" doc:"an IPv4 opt-out wider than this prefix (a /15 is wider than /16) always needs an operator"`
+	MaxPrefix6    int    `toml:"max_prefix_v6" doc:"the same for IPv6"`
+	FetchReserved string `toml:"fetch_reserved" doc:"reserved ranges (comma-separated CIDRs, e.g. a lab) where token checks may fetch; empty = none"`
+}
+
 // API tunes the HTTP API.
 type API struct {
 	Anonymous    bool     `toml:"anonymous" doc:"allow reads without an API key (writes always need one)"`
@@ -82,6 +90,7 @@ func Default() Server {
 		}},
 		API: API{Anonymous: true, QueryTimeout: Duration(10 * time.Second), MaxRows: 1000,
 			RateLimit: 50, Burst: 100, MaxBody: 16 << 20},
+		OptOut: OptOut{MaxPrefix4: 16, MaxPrefix6: 32},
 	}
 }
 
@@ -133,6 +142,8 @@ func (c *Server) Check() error {
 		return errors.New("config: api.rate_limit and api.burst must not be negative")
 	case c.Bus.Replicas < 1 || c.Bus.Replicas > 5:
 		return fmt.Errorf("config: bus.replicas %d: want 1-5", c.Bus.Replicas)
+	case c.OptOut.MaxPrefix4 < 8 || c.OptOut.MaxPrefix4 > 32 || c.OptOut.MaxPrefix6 < 16 || c.OptOut.MaxPrefix6 > 128:
+		return fmt.Errorf("config: optout.max_prefix_v4 %d (want 8-32) or optout.max_prefix_v6 %d (want 16-128)", c.OptOut.MaxPrefix4, c.OptOut.MaxPrefix6)
 	}
 	return nil
 }

@@ -17,8 +17,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -231,4 +233,85 @@ func (l *List) Remove(request string, prefixes []netip.Prefix) int {
 		return slices.Contains(prefixes, e.Prefix)
 	})
 	return n - len(l.Entries)
+}
+
+// Tracker keeps the current list as the bus changes it, for readers that
+// want it at once (the API's lookups) or when it changes (long polls).
+type Tracker struct {
+	mu      sync.Mutex
+	cur     *List
+	changed chan struct{} // closed and replaced at every new version
+	ready   chan struct{} // closed once the first list is known
+}
+
+// NewTracker returns a tracker that knows no list yet.
+func NewTracker() *Tracker {
+	return &Tracker{changed: make(chan struct{}), ready: make(chan struct{})}
+}
+
+// Run follows the bucket until ctx ends, retrying a watch that fails.
+func (t *Tracker) Run(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger) {
+	if log == nil {
+		log = slog.Default()
+	}
+	for ctx.Err() == nil {
+		err := Watch(ctx, kv, t.Set)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("exclusion list watch", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// Set makes l the current list if it is newer than the one held.
+func (t *Tracker) Set(l *List) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cur != nil && l.Version <= t.cur.Version {
+		return
+	}
+	if t.cur == nil {
+		close(t.ready)
+	}
+	t.cur = l
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+// Current is the list held now (nil before the first one is known).
+func (t *Tracker) Current() *List {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.cur
+}
+
+// Wait returns the first list with a version above after, or the current
+// one when ctx ends first (nil if none is known yet).
+func (t *Tracker) Wait(ctx context.Context, after uint64) *List {
+	for {
+		t.mu.Lock()
+		cur, changed := t.cur, t.changed
+		t.mu.Unlock()
+		if cur != nil && cur.Version > after {
+			return cur
+		}
+		select {
+		case <-ctx.Done():
+			return cur
+		case <-changed:
+		}
+	}
+}
+
+// Ready waits until the first list is known.
+func (t *Tracker) Ready(ctx context.Context) error {
+	select {
+	case <-t.ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("exclusion list not loaded: %w", ctx.Err())
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,11 +24,14 @@ import (
 	"github.com/vantagehq/vantage/bus"
 	"github.com/vantagehq/vantage/config"
 	"github.com/vantagehq/vantage/enrich"
+	"github.com/vantagehq/vantage/exclusion"
 	"github.com/vantagehq/vantage/ingest"
 	"github.com/vantagehq/vantage/internal/version"
+	"github.com/vantagehq/vantage/optout"
 	"github.com/vantagehq/vantage/record"
 	"github.com/vantagehq/vantage/store"
 	"github.com/vantagehq/vantage/store/duckdb"
+	"github.com/vantagehq/vantage/target"
 	"github.com/vantagehq/vantage/web"
 )
 
@@ -109,6 +113,11 @@ func RunOptions(ctx context.Context, cfg config.Server, log *slog.Logger, opt Op
 		return err
 	}
 
+	optouts, tracker, err := optOuts(ctx, b, cfg.OptOut)
+	if err != nil {
+		return err
+	}
+
 	in := ingest.New(ingest.Config{Bus: b, Store: st, Geo: geoAdapter{geo}, Log: log})
 	metrics := api.NewMetrics(nil)
 	registerMetrics(metrics.Registry, in, st, b)
@@ -117,6 +126,7 @@ func RunOptions(ctx context.Context, cfg config.Server, log *slog.Logger, opt Op
 		Store: st, Keys: keys, Anonymous: cfg.API.Anonymous, QueryTimeout: time.Duration(cfg.API.QueryTimeout),
 		MaxRows: cfg.API.MaxRows, RateLimit: cfg.API.RateLimit, Burst: cfg.API.Burst, MaxBody: cfg.API.MaxBody,
 		Metrics: metrics, Log: log, PublicURL: "http://" + cfg.Listen,
+		OptOut: optouts, Exclusions: tracker,
 		Publish: func(ctx context.Context, stream string, batch *record.Batch) error {
 			s := bus.StreamResults
 			if stream == "events" {
@@ -148,7 +158,12 @@ func RunOptions(ctx context.Context, cfg config.Server, log *slog.Logger, opt Op
 	// every goroutine below is owned here and ends before Run returns
 	ictx, stopIngest := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(3 + len(opt.Listeners))
+	wg.Add(4 + len(opt.Listeners))
+	go func() {
+		defer wg.Done()
+		listKV, _ := b.KV(ictx, exclusion.Bucket) // optOuts opened it already
+		tracker.Run(ictx, listKV, log)
+	}()
 	go func() {
 		defer wg.Done()
 		if err := in.Run(ictx); err != nil {
@@ -190,6 +205,54 @@ func RunOptions(ctx context.Context, cfg config.Server, log *slog.Logger, opt Op
 	stopIngest()
 	wg.Wait()
 	return runErr
+}
+
+// optOuts opens the opt-out service and the tracker of the exclusion list.
+func optOuts(ctx context.Context, b *bus.Bus, cfg config.OptOut) (*optout.Service, *exclusion.Tracker, error) {
+	reqKV, err := b.KV(ctx, "optouts")
+	if err != nil {
+		return nil, nil, fmt.Errorf("opt-out requests: %w", err)
+	}
+	listKV, err := b.KV(ctx, exclusion.Bucket)
+	if err != nil {
+		return nil, nil, fmt.Errorf("exclusion list: %w", err)
+	}
+	// token checks fetch from the requester's range: never from reserved
+	// space unless the operator allowed it (a lab), as for scans
+	policy := target.NewPolicy()
+	var allowed6 []netip.Prefix
+	for _, c := range strings.Split(cfg.FetchReserved, ",") {
+		if c = strings.TrimSpace(c); c == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return nil, nil, fmt.Errorf("optout.fetch_reserved %q: %w", c, err)
+		}
+		if p.Addr().Is6() {
+			allowed6 = append(allowed6, p.Masked())
+			continue
+		}
+		if err := policy.AllowReserved(target.RangeOf(p)); err != nil {
+			return nil, nil, fmt.Errorf("optout.fetch_reserved: %w", err)
+		}
+	}
+	excluded := policy.Excluded()
+	global6 := netip.MustParsePrefix("2000::/3")
+	doc6 := netip.MustParsePrefix("2001:db8::/32")
+	svc := optout.New(optout.Config{Requests: reqKV, List: listKV, JS: b.JS, MaxAutoBits: cfg.MaxPrefix4, MaxAutoBits6: cfg.MaxPrefix6,
+		Allowed: func(a netip.Addr) bool {
+			if a.Is4() {
+				return !excluded.ContainsAddr(a)
+			}
+			for _, p := range allowed6 {
+				if p.Contains(a) {
+					return true
+				}
+			}
+			return global6.Contains(a) && !doc6.Contains(a)
+		}})
+	return svc, exclusion.NewTracker(), nil
 }
 
 // geoAdapter gives ingest the enricher's answers as record.Geo.
