@@ -47,7 +47,7 @@ type Config struct {
 	// opted-out ranges from public lookups.
 	OptOut     *optout.Service
 	Exclusions *exclusion.Tracker
-	Log          *slog.Logger
+	Log        *slog.Logger
 }
 
 // Server is the API's HTTP handler.
