@@ -26,9 +26,9 @@ func (s *Server) optoutRoutes() {
 	if s.cfg.OptOut == nil {
 		return
 	}
-	s.mux.Handle("POST /api/v1/optout", s.public("optout", s.optoutSubmit))
-	s.mux.Handle("GET /api/v1/optout/{id}", s.public("optout", s.optoutStatus))
-	s.mux.Handle("POST /api/v1/optout/{id}/verify", s.public("optout", s.optoutVerify))
+	s.mux.Handle("POST /api/v1/optout", s.public("optout", true, s.optoutSubmit))
+	s.mux.Handle("GET /api/v1/optout/{id}", s.public("optout", false, s.optoutStatus))
+	s.mux.Handle("POST /api/v1/optout/{id}/verify", s.public("optout", true, s.optoutVerify))
 	admin := func(pattern string, h handler) { s.mux.Handle(pattern, s.wrap("optouts", ScopeAdmin, h)) }
 	admin("GET /api/v1/optouts", s.optoutList)
 	admin("POST /api/v1/optouts", s.optoutAdd)
@@ -38,17 +38,24 @@ func (s *Server) optoutRoutes() {
 	admin("GET /api/v1/audit", s.auditLog)
 }
 
-// public serves anyone, with a key or without, under the opt-out limiter.
-func (s *Server) public(route string, h handler) http.Handler {
+// public serves anyone, with a key or without: writes (a request, a token
+// check) under the opt-out limiter, reads under the general one.
+func (s *Server) public(route string, write bool, h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		defer func() { s.cfg.Metrics.observe(route, rec.status, time.Since(start)) }()
 		p := &principal{addr: clientAddr(r)}
-		v, _ := s.optoutLimiters.LoadOrStore(p.addr, rate.NewLimiter(rate.Limit(optoutPerHour/3600.0), optoutBurst))
-		if !v.(*rate.Limiter).Allow() {
-			rec.Header().Set("Retry-After", "180")
-			writeError(rec, http.StatusTooManyRequests, "too many opt-out requests from %s: try again later", p.addr)
+		if write {
+			v, _ := s.optoutLimiters.LoadOrStore(p.addr, rate.NewLimiter(rate.Limit(optoutPerHour/3600.0), optoutBurst))
+			if !v.(*rate.Limiter).Allow() {
+				rec.Header().Set("Retry-After", "180")
+				writeError(rec, http.StatusTooManyRequests, "too many opt-out requests from %s: try again later", p.addr)
+				return
+			}
+		} else if !s.allow(p) {
+			rec.Header().Set("Retry-After", "1")
+			writeError(rec, http.StatusTooManyRequests, "rate limit exceeded: slow down")
 			return
 		}
 		r.Body = http.MaxBytesReader(rec, r.Body, 64<<10)

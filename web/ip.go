@@ -104,6 +104,9 @@ func (s *Site) ip(w http.ResponseWriter, r *http.Request) {
 		}
 		status = http.StatusNotFound
 		d.Answer = fmt.Sprintf("Nothing is known about %s: no scan found a service on it and no sensor saw it.", arg)
+		if errors.As(hostErr, &ae) && strings.Contains(ae.Body.Error, "opted out") {
+			d.Answer = fmt.Sprintf("%s is in a range whose holder opted out: nothing is shown about it.", arg)
+		}
 	}
 	d.Country = s.world.name(d.Geo.Country)
 	p := s.page(arg, "", d)

@@ -85,6 +85,9 @@ func New(cfg Config) (*Site, error) {
 	s.mux.HandleFunc("GET /ip/{ip}", s.ip)
 	s.mux.HandleFunc("GET /about", s.about)
 	s.mux.HandleFunc("GET /optout", s.optout)
+	s.mux.HandleFunc("POST /optout", s.optoutSubmit)
+	s.mux.HandleFunc("GET /optout/{id}", s.optoutStatus)
+	s.mux.HandleFunc("POST /optout/{id}/verify", s.optoutVerify)
 	s.mux.Handle("/", cfg.API)
 	return s, nil
 }
@@ -132,11 +135,24 @@ func (b *bufferWriter) Write(p []byte) (int, error) {
 // call asks the API for path with the visitor's key and address and
 // decodes the answer into out.
 func (s *Site) call(r *http.Request, path string, q url.Values, out any) error {
+	return s.send(r, http.MethodGet, path, q, nil, out)
+}
+
+// send is call with a method and a JSON body.
+func (s *Site) send(r *http.Request, method, path string, q url.Values, body any, out any) error {
 	u := path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u, nil)
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(r.Context(), method, u, rd)
 	if err != nil {
 		return fmt.Errorf("api request %s: %w", path, err)
 	}
@@ -152,7 +168,7 @@ func (s *Site) call(r *http.Request, path string, q url.Values, out any) error {
 	}
 	w := &bufferWriter{header: http.Header{}}
 	s.cfg.API.ServeHTTP(w, req)
-	if w.status != http.StatusOK {
+	if w.status != http.StatusOK && w.status != http.StatusCreated {
 		e := &apiError{Status: w.status}
 		if json.Unmarshal(w.body.Bytes(), &e.Body) != nil || e.Body.Error == "" {
 			e.Body.Error = strings.TrimSpace(w.body.String())
@@ -230,10 +246,5 @@ func (s *Site) about(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "about", s.page("About", "about", nil))
 }
 
-func (s *Site) optout(w http.ResponseWriter, r *http.Request) {
-	you := r.RemoteAddr
-	if i := strings.LastIndexByte(you, ':'); i > 0 {
-		you = strings.Trim(you[:i], "[]")
-	}
-	s.render(w, r, http.StatusOK, "optout", s.page("Opt out", "optout", map[string]any{"You": you}))
-}
+
+func errBody(msg string) api.ErrorBody { return api.ErrorBody{Error: msg} }

@@ -44,6 +44,12 @@ func site(t *testing.T) (*httptest.Server, time.Time) {
 
 func siteWith(t *testing.T, refresh time.Duration) (*httptest.Server, time.Time) {
 	t.Helper()
+	return siteConfig(t, refresh, nil)
+}
+
+// siteConfig is siteWith with a change to the API's configuration.
+func siteConfig(t *testing.T, refresh time.Duration, edit func(*api.Config)) (*httptest.Server, time.Time) {
+	t.Helper()
 	ctx := context.Background()
 	st, err := duckdb.Open(ctx, t.TempDir()+"/store", duckdb.Options{Threads: 2})
 	if err != nil {
@@ -83,7 +89,11 @@ func siteWith(t *testing.T, refresh time.Duration) (*httptest.Server, time.Time)
 	if err := st.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s, err := web.New(web.Config{API: api.New(api.Config{Store: st, Anonymous: true}), Version: "test", Refresh: refresh})
+	cfg := api.Config{Store: st, Anonymous: true}
+	if edit != nil {
+		edit(&cfg)
+	}
+	s, err := web.New(web.Config{API: api.New(cfg), Version: "test", Refresh: refresh})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,93 @@
+package web_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vantagehq/vantage/api"
+	"github.com/vantagehq/vantage/bus"
+	"github.com/vantagehq/vantage/exclusion"
+	"github.com/vantagehq/vantage/optout"
+)
+
+func optoutSite(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	b, err := bus.Open(ctx, bus.Config{Dir: t.TempDir()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqKV, _ := b.KV(ctx, "optouts")
+	listKV, _ := b.KV(ctx, exclusion.Bucket)
+	tr := exclusion.NewTracker()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); tr.Run(ctx, listKV, nil) }()
+	t.Cleanup(func() { cancel(); wg.Wait(); b.Close() })
+	svc := optout.New(optout.Config{Requests: reqKV, List: listKV, JS: b.JS})
+	srv, _ := siteConfig(t, 0, func(c *api.Config) { c.OptOut, c.Exclusions = svc, tr })
+	return srv.URL
+}
+
+func post(t *testing.T, u string, form url.Values) (int, string) {
+	t.Helper()
+	resp, err := http.PostForm(u, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestOptOutPages: the public form approves a request sent from inside
+// its range at once, hides the range from the IP pages, gives a request
+// from outside a token and a link to its state, and shows errors plainly.
+func TestOptOutPages(t *testing.T) {
+	base := optoutSite(t)
+	// the test's client is 127.0.0.1: inside 127.0.0.0/24
+	code, page := post(t, base+"/optout", url.Values{"cidrs": {"127.0.0.0/24"}, "contact": {"noc@example.net"}})
+	if code != 201 || !strings.Contains(page, `data-state="approved"`) {
+		t.Fatalf("from inside: %d\n%s", code, page)
+	}
+	// from outside: a token, a verify form, a status link that works
+	code, page = post(t, base+"/optout", url.Values{"cidrs": {"198.51.100.0/24\n2001:db8:1::/48"}, "contact": {"noc@example.net"}})
+	if code != 201 || !strings.Contains(page, `data-state="pending"`) || !strings.Contains(page, `id="optout-token">vantage-optout-`) {
+		t.Fatalf("from outside: %d\n%s", code, page)
+	}
+	link := regexp.MustCompile(`id="optout-link" href="([^"]+)"`).FindStringSubmatch(page)
+	if link == nil {
+		t.Fatal("no status link")
+	}
+	u := strings.ReplaceAll(link[1], "&amp;", "&")
+	if code, page := get(t, base+u); code != 200 || !strings.Contains(page, "198.51.100.0/24, 2001:db8:1::/48") {
+		t.Errorf("status page: %d", code)
+	}
+	if code, _ := get(t, base+regexp.MustCompile(`secret=[0-9a-f]+`).ReplaceAllString(u, "secret=00")); code != 404 {
+		t.Errorf("status with a wrong secret: %d", code)
+	}
+	// a URL outside the range is refused, with the reason on the page
+	id := regexp.MustCompile(`/optout/([0-9a-f]{32})`).FindStringSubmatch(u)[1]
+	secret := regexp.MustCompile(`secret=([0-9a-f]+)`).FindStringSubmatch(u)[1]
+	code, page = post(t, base+"/optout/"+id+"/verify", url.Values{"secret": {secret}, "url": {"http://203.0.113.5/.well-known/vantage-optout.txt"}})
+	if code != 400 || !strings.Contains(page, "not inside any range") || !strings.Contains(page, `data-state="pending"`) {
+		t.Errorf("verify outside the range: %d\n%s", code, page)
+	}
+	// a bad form keeps what was typed and says what is wrong
+	code, page = post(t, base+"/optout", url.Values{"cidrs": {"not-a-range"}, "contact": {"x@y"}})
+	if code != 400 || !strings.Contains(page, "not a CIDR") || !strings.Contains(page, ">not-a-range</textarea>") {
+		t.Errorf("bad form: %d", code)
+	}
+	// the opted-out range is hidden from the public IP page
+	time.Sleep(100 * time.Millisecond)
+	if code, page := get(t, base+"/ip/127.0.0.1"); code != 404 || !strings.Contains(page, "opted out") {
+		t.Errorf("IP page of an opted-out address: %d", code)
+	}
+}
