@@ -246,5 +246,4 @@ func (s *Site) about(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "about", s.page("About", "about", nil))
 }
 
-
 func errBody(msg string) api.ErrorBody { return api.ErrorBody{Error: msg} }
