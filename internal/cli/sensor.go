@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vantagehq/vantage/bus"
+	"github.com/vantagehq/vantage/internal/memtrim"
 	"github.com/vantagehq/vantage/record"
 	"github.com/vantagehq/vantage/sensor"
 	"github.com/vantagehq/vantage/sensor/respond"
@@ -200,6 +201,13 @@ func runSensor(cmd *cobra.Command, f *sensorFlags) error {
 		fmt.Fprintf(stderr, "vantage: sensor %s on %s for %s, connections redirected to :%d\n", f.name, f.iface, joinPrefixes(prefixes), f.listenPort)
 		stop := sensorStatus(stderr, s, f.statusInterval)
 		defer stop()
+	}
+	// the sensor runs none of the server's code (nor DuckDB's) that the
+	// one binary carries: give back those pages before the rings come
+	if n, err := memtrim.Executable(); err != nil {
+		log.Warn("sensor: keeping the binary's pages", "err", err)
+	} else {
+		log.Debug("sensor: dropped the binary's resident pages", "mapped", n)
 	}
 	err = s.Run(cmd.Context())
 	st := s.Stats()
