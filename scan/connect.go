@@ -49,13 +49,18 @@ func (s *scanner) runConnect(ctx, sendCtx context.Context) error {
 					return
 				}
 				addr, port := s.space.At(k)
+				if live := s.cfg.Live; live != nil && !live.Allowed(addr) {
+					if live.cur.Load().stop {
+						return
+					}
+					s.c.excluded.Add(1)
+					continue
+				}
 				select {
 				case jobs <- job{addr, port}:
 				case <-sendCtx.Done():
 					return
 				}
-				s.c.targets.Add(1)
-				s.c.sent.Add(1)
 			}
 		}
 	}()
@@ -66,6 +71,16 @@ func (s *scanner) runConnect(ctx, sendCtx context.Context) error {
 
 func (s *scanner) dial(ctx context.Context, d *net.Dialer, addr uint32, port uint16, failOnce *sync.Once) {
 	ap := netip.AddrPortFrom(target.AddrFrom(addr), port)
+	// the exclusion list is checked again right before the connect(): a
+	// version applied while this target waited in the queue still wins
+	if live := s.cfg.Live; live != nil && !live.Allowed(addr) {
+		if !live.cur.Load().stop {
+			s.c.excluded.Add(1)
+		}
+		return
+	}
+	s.c.targets.Add(1)
+	s.c.sent.Add(1)
 	conn, err := d.DialContext(ctx, "tcp4", ap.String())
 	now := time.Now()
 	switch {

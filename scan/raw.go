@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vantagehq/vantage/afpacket"
@@ -152,18 +153,37 @@ func (s *scanner) send(ctx context.Context, w *target.Walker, tx frameSender, pr
 	maxBatch := max(tx.Slots()/probes, 1)
 	pace := newPacer(targetRate, min(256, maxBatch))
 	defer func() { s.c.sendFailures.Add(tx.Failures()) }()
+	var ack *atomic.Uint64 // with a live exclusion list: the state this sender took last
+	if s.cfg.Live != nil {
+		ack = s.cfg.Live.register()
+		defer ack.Store(senderDone) // after the last flush
+	}
 	for {
 		n := s.claim(pace.next(ctx))
 		if n == 0 {
 			return tx.Flush()
 		}
-		done := uint64(0)
+		// the list in force for this batch, taken after the pacer's wait
+		// and before the first frame is built
+		var block *target.Blocklist
+		if ack != nil {
+			st := s.cfg.Live.take(ack)
+			if st.stop {
+				return tx.Flush() // nothing of this batch was built
+			}
+			block = st.block
+		}
+		done, skipped := uint64(0), uint64(0)
 		for ; done < n; done++ {
 			k, ok := w.Next()
 			if !ok {
 				break
 			}
 			addr, port := s.space.At(k)
+			if block != nil && block.Contains(addr) {
+				skipped++
+				continue
+			}
 			for j := 0; j < probes; j++ {
 				buf, err := tx.Next()
 				if err != nil {
@@ -175,8 +195,11 @@ func (s *scanner) send(ctx context.Context, w *target.Walker, tx frameSender, pr
 		if err := tx.Flush(); err != nil {
 			return err
 		}
-		s.c.targets.Add(done)
-		s.c.sent.Add(done * uint64(probes))
+		s.c.targets.Add(done - skipped)
+		s.c.sent.Add((done - skipped) * uint64(probes))
+		if skipped > 0 {
+			s.c.excluded.Add(skipped)
+		}
 		if done < n {
 			return nil // the walk is over
 		}

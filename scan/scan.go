@@ -67,6 +67,12 @@ type Config struct {
 	Status         io.Writer     // status lines and the summary; nil = quiet
 	StatusInterval time.Duration // default 1s
 	Log            *slog.Logger
+
+	// Live, when set, is an exclusion list that can change during the
+	// scan (approved opt-outs): every target is checked against it before
+	// its probe, and Live.Stop ends sending (fail closed). Nil: the Space
+	// alone decides.
+	Live *Live
 }
 
 // Summary is what a scan did; it is also the metadata file.
@@ -78,7 +84,8 @@ type Summary struct {
 	End         time.Time `json:"end"`
 	Seconds     float64   `json:"duration_s"`
 	SendSeconds float64   `json:"send_duration_s"`
-	StopReason  string    `json:"stop_reason"` // completed, interrupted, max-targets, max-runtime, error
+	StopReason  string    `json:"stop_reason"` // completed, interrupted, max-targets, max-runtime, fail-closed, error
+	StopError   string    `json:"stop_error,omitempty"`
 
 	Interface  string   `json:"interface,omitempty"`
 	SrcIP      string   `json:"source_ip,omitempty"`
@@ -106,12 +113,18 @@ type Summary struct {
 	RecvPackets  uint64  `json:"recv_packets"`    // packets the kernel filter passed to us
 	RecvDrops    uint64  `json:"recv_drops"`      // packets the kernel dropped: our ring was full
 	Results      uint64  `json:"results_written"`
+
+	// With a live exclusion list: the version in force at the end, and
+	// the targets of the space not probed because a version that arrived
+	// during the scan excluded them.
+	ExclusionVersion *uint64 `json:"exclusion_list_version,omitempty"`
+	ExcludedInFlight uint64  `json:"excluded_in_flight"`
 }
 
 // counters are updated by senders and the receiver and read by the status line.
 type counters struct {
 	targets, sent, replies, hits, closed, dups, invalid, results atomic.Uint64
-	recvPackets, recvDrops, sendFailures                         atomic.Uint64
+	recvPackets, recvDrops, sendFailures, excluded               atomic.Uint64
 }
 
 type scanner struct {
@@ -210,6 +223,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 
 	s.finish(ctx, sendCtx, err)
 	s.printSummary()
+	if err == nil && s.cfg.Live != nil {
+		err = s.cfg.Live.Err() // stopped sending: fail closed
+	}
 	return &s.sum, err
 }
 
@@ -372,12 +388,21 @@ func (s *scanner) finish(ctx, sendCtx context.Context, err error) {
 	s.sum.RecvPackets = s.c.recvPackets.Load()
 	s.sum.RecvDrops = s.c.recvDrops.Load()
 	s.sum.Results = s.c.results.Load()
+	s.sum.ExcludedInFlight = s.c.excluded.Load()
+	if s.cfg.Live != nil {
+		v := s.cfg.Live.Version()
+		s.sum.ExclusionVersion = &v
+	}
 	if s.sum.Targets > 0 {
 		s.sum.HitRate = float64(s.sum.Hits) / float64(s.sum.Targets)
 	}
 	switch {
 	case err != nil:
 		s.sum.StopReason = "error"
+		s.sum.StopError = err.Error()
+	case s.cfg.Live != nil && s.cfg.Live.Err() != nil:
+		s.sum.StopReason = "fail-closed"
+		s.sum.StopError = s.cfg.Live.Err().Error()
 	case ctx.Err() != nil:
 		s.sum.StopReason = "interrupted"
 	case sendCtx.Err() != nil:
@@ -468,9 +493,10 @@ func (s *scanner) status(stop <-chan struct{}) {
 		case now := <-t.C:
 			sent := s.c.sent.Load()
 			targets := s.c.targets.Load()
+			walked := targets + s.c.excluded.Load()
 			rate := float64(sent-lastSent) / now.Sub(last).Seconds()
 			lastSent, last = sent, now
-			frac := min(float64(targets)/float64(max(expected, 1)), 1)
+			frac := min(float64(walked)/float64(max(expected, 1)), 1)
 			elapsed := now.Sub(start)
 			eta := "-"
 			if frac > 0 && frac < 1 {
@@ -495,6 +521,9 @@ func (s *scanner) printSummary() {
 		m.ScanID, m.StopReason, fmtDuration(time.Duration(m.Seconds*float64(time.Second))), m.Mode, m.Targets, m.Sent,
 		si(m.SendRate), m.Replies, m.Hits, map[bool]string{true: "open", false: "up"}[s.cfg.Module.UsesPorts],
 		m.Closed, 100*m.HitRate, m.Duplicates, m.Invalid, m.RecvDrops, m.SendFailures)
+	if m.ExclusionVersion != nil {
+		fmt.Fprintf(s.cfg.Status, "vantage: exclusion list version %d in force at the end; %d targets excluded during the scan\n", *m.ExclusionVersion, m.ExcludedInFlight)
+	}
 }
 
 func fmtDuration(d time.Duration) string {
