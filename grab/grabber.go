@@ -38,6 +38,12 @@ type Config struct {
 // DefaultUserAgent names the scanner and where to learn about it.
 const DefaultUserAgent = "Mozilla/5.0 (compatible; Vantage/1.0; +https://github.com/vantagehq/vantage/blob/main/docs/scanner.md)"
 
+// UserAgentFor names the scanner and the page that explains this scan
+// (vantage scan --info-page): who scans, why, and how to opt out.
+func UserAgentFor(infoURL string) string {
+	return "Mozilla/5.0 (compatible; Vantage/1.0; +" + infoURL + ")"
+}
+
 // ErrExcluded is the error recorded for a target the policy refuses.
 var ErrExcluded = errors.New("address excluded")
 

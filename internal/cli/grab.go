@@ -36,6 +36,9 @@ type grabFlags struct {
 	protocol, userAgent           string
 	udp, listModules              bool
 	rulesFiles, nmapProbes, recog []string
+	// allowed, when set, is asked too before every connection: the live
+	// exclusion list of vantage scan --grab
+	allowed func(netip.Addr) bool
 }
 
 func (g *grabFlags) register(cmd *cobra.Command, prefix string) {
@@ -85,7 +88,12 @@ func (g *grabFlags) grabber(pol *target.Policy, scanID string, stderr io.Writer)
 	return grab.New(grab.Config{
 		Timeout: g.timeout, GreetingWait: g.greetingWait, MaxBytes: g.maxBytes, MaxHandshakes: g.maxHandshakes,
 		Concurrency: g.concurrency, PerHost: g.perHost, UserAgent: g.userAgent, ScanID: scanID,
-		Allowed:  func(a netip.Addr) bool { return !a.Is4() || !excluded.ContainsAddr(a) },
+		Allowed: func(a netip.Addr) bool {
+			if g.allowed != nil && !g.allowed(a) {
+				return false
+			}
+			return !a.Is4() || !excluded.ContainsAddr(a)
+		},
 		Identify: ident,
 	}), nil
 }

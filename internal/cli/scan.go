@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vantagehq/vantage/grab"
 	"github.com/vantagehq/vantage/internal/version"
 	"github.com/vantagehq/vantage/scan"
 	"github.com/vantagehq/vantage/target"
@@ -41,6 +43,9 @@ type scanFlags struct {
 	output, format, states, metadata, scanID string
 	quiet, dryRun, listModules, dedupFull    bool
 	server, key, nats                        string
+	exclusionsFrom                           string
+	exclusionsMaxAge                         time.Duration
+	infoPage, infoContact, infoURL           string
 	grab                                     bool
 	grabFlags                                grabFlags
 }
@@ -61,7 +66,14 @@ goes to stderr every second.
 
 Reserved ranges (private, documentation, benchmarking, multicast ...) are
 never scanned unless named with --allow-reserved; see 'vantage help
-exclusions'. Scan only networks you are allowed to scan, at a rate they can
+exclusions'.
+
+A scan that publishes to the platform (--server, --nats, or that names a
+server with --exclusions-from) obeys the platform's exclusion list, the
+approved opt-outs: it loads the list before its first packet and refuses
+to start without it, applies every new version before its next packet,
+and stops (fail closed, exit status 1) when it has not been able to
+confirm its copy for --exclusions-max-age. Scan only networks you are allowed to scan, at a rate they can
 bear; the default is 10,000 probes per second.`,
 		Example: `  # port 80 of a /16 at the default rate
   sudo vantage scan -p 80 192.0.2.0/16 --allow-reserved 192.0.2.0/16
@@ -116,6 +128,11 @@ bear; the default is 10,000 probes per second.`,
 	fl.StringVar(&f.server, "server", "", "also publish results to this vantage server `URL` (needs a key with the scan scope)")
 	fl.StringVar(&f.key, "key", os.Getenv("VANTAGE_KEY"), "API key for --server ($VANTAGE_KEY)")
 	fl.StringVar(&f.nats, "nats", "", "also publish results straight onto this NATS bus `URL` ($VANTAGE_NATS_TOKEN, $VANTAGE_NATS_CREDS)")
+	fl.StringVar(&f.exclusionsFrom, "exclusions-from", "", "obey the exclusion list (opt-outs) of this vantage server `URL` (with --key) even when not publishing to it")
+	fl.DurationVar(&f.exclusionsMaxAge, "exclusions-max-age", 5*time.Minute, "stop scanning (fail closed) when the exclusion list has not been confirmed current for this long")
+	fl.StringVar(&f.infoPage, "info-page", "", "serve a page on `ADDR` (:80, 192.0.2.10:8080) that says who scans, why and how to opt out; the HTTP User-Agent points to it")
+	fl.StringVar(&f.infoContact, "info-contact", "", "the operator's contact `ADDRESS`, shown on the info page")
+	fl.StringVar(&f.infoURL, "info-url", "", "the info page's public `URL` for the User-Agent (default: http:// and the scanner's source address)")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no status line or summary on stderr")
 	fl.DurationVar(&f.statusInterval, "status-interval", time.Second, "time between status lines")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the targets in probe order instead of sending anything")
@@ -153,6 +170,23 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	// the platform's exclusion list, before anything is sent: without it,
+	// no scan
+	var follower *listFollower
+	src, err := f.exclusionSource(cmd.Context(), log)
+	if err != nil {
+		return err
+	}
+	if src != nil {
+		defer src.Close()
+		if follower, err = loadExclusions(cmd.Context(), src, f.exclusionsMaxAge, log); err != nil {
+			return err
+		}
+		pol.Exclude(follower.labeled()...)
+		if !f.quiet {
+			fmt.Fprintf(stderr, "vantage: obeying exclusion list version %d from %s (%d ranges), checked before every probe\n", follower.cur.Version, src, len(follower.cur.Entries))
+		}
+	}
 	allowed, dropped := pol.Apply(targets)
 	for _, d := range dropped {
 		if d.Reserved {
@@ -187,6 +221,71 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 	}
 	if cfg.Output, err = scan.NewWriter(f.format, out); err != nil {
 		return usageError{err}
+	}
+	if follower != nil {
+		live := follower.live
+		cfg.Live = live
+		f.grabFlags.allowed = func(a netip.Addr) bool {
+			if a = a.Unmap(); a.Is4() {
+				return live.Allowed(target.AddrTo(a))
+			}
+			select {
+			case <-live.Stopped():
+				return false
+			default:
+				return true
+			}
+		}
+		fctx, stopFollow := context.WithCancel(cmd.Context())
+		followDone := make(chan struct{})
+		go func() {
+			defer close(followDone)
+			follower.run(fctx)
+		}()
+		defer func() {
+			stopFollow()
+			<-followDone
+		}()
+	}
+	if f.infoPage != "" {
+		first, _ := cfg.Space.At(0)
+		d := infoData{Contact: f.infoContact, OptOutURL: optOutURL(f.server), Rate: rateText(f.rate), Ports: f.ports, ScanID: cfg.ScanID}
+		var version func() uint64
+		if follower != nil {
+			version = follower.live.Version
+			if d.OptOutURL == "" {
+				d.OptOutURL = optOutURL(f.exclusionsFrom)
+			}
+		}
+		srcAddr := infoSource(cmd.Context(), f.srcIP, target.AddrFrom(first))
+		d.Source = srcAddr.String()
+		if !srcAddr.IsValid() {
+			d.Source = "this address"
+		}
+		publicURL := f.infoURL
+		if publicURL == "" {
+			ap, err := netip.ParseAddrPort(f.infoPage)
+			if err != nil { // ":80" and "host:80" are not AddrPorts
+				_, port, _ := net.SplitHostPort(f.infoPage)
+				n, _ := strconv.ParseUint(port, 10, 16)
+				ap = netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(n))
+			}
+			if ap.Port() != 0 {
+				publicURL = infoURL(ap, srcAddr)
+			}
+		}
+		page, err := startInfoPage(f.infoPage, publicURL, d, version)
+		if err != nil {
+			return err
+		}
+		defer page.Close()
+		if !cmd.Flags().Changed("grab-user-agent") {
+			f.grabFlags.userAgent = grab.UserAgentFor(page.URL)
+		}
+		log.Info("info page", "listen", page.Addr().String(), "url", page.URL)
+		if !f.quiet {
+			fmt.Fprintf(stderr, "vantage: serving the info page on %s as %s\n", page.Addr(), page.URL)
+		}
 	}
 	var pipe *grabPipe
 	if f.grab {
@@ -243,6 +342,9 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 		}
 		if err == nil {
 			err = pipe.err
+		}
+		if err == nil && cfg.Live != nil {
+			err = cfg.Live.Err() // the list went stale while grabbing: the rest was refused
 		}
 	}
 	if sum != nil && f.metadata != "" {
@@ -301,6 +403,9 @@ func (f *scanFlags) config() (scan.Config, error) {
 	}
 	if f.shards < 1 || f.shard < 0 || f.shard >= f.shards {
 		return cfg, usagef("--shard %d --shards %d: want 0 <= shard < shards", f.shard, f.shards)
+	}
+	if f.exclusionsMaxAge <= 0 {
+		return cfg, usagef("--exclusions-max-age %v: must be positive", f.exclusionsMaxAge)
 	}
 	if f.sendMethod != "mmsg" && f.sendMethod != "ring" {
 		return cfg, usagef("--send-method %q: want ring or mmsg", f.sendMethod)
