@@ -168,7 +168,10 @@ func ParseCIDRs(in []string) ([]netip.Prefix, error) {
 		if p.Addr().Zone() != "" {
 			return nil, refuse("%q: no zones", s)
 		}
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
+		if p.Addr().Is4In6() {
+			if p.Bits() < 96 {
+				return nil, refuse("%s mixes IPv4-mapped and other IPv6 addresses", p)
+			}
 			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		if p.Bits() < 8 && p.Addr().Is4() || p.Bits() < 16 && p.Addr().Is6() {
