@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -126,9 +127,12 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, p *principal) (a
 	switch format := r.URL.Query().Get("format"); format {
 	case "", "json":
 		res, err := s.cfg.Store.SearchServices(r.Context(), req)
+		if res != nil {
+			res.Services = slices.DeleteFunc(res.Services, func(sv store.Service) bool { return s.hidden(sv.IP, p) })
+		}
 		return res, queryErr(err, req.Query)
 	case "jsonl", "csv":
-		return nil, s.export(w, r, req, format)
+		return nil, s.export(w, r, req, format, p)
 	default:
 		return nil, badRequest("format=%q: want json, jsonl or csv", format)
 	}
@@ -139,7 +143,7 @@ const exportMax = 100000
 
 // export streams every matching service (up to exportMax) as JSON lines or
 // CSV, page by page.
-func (s *Server) export(w http.ResponseWriter, r *http.Request, req store.Search, format string) error {
+func (s *Server) export(w http.ResponseWriter, r *http.Request, req store.Search, format string, p *principal) error {
 	req.Facets = nil
 	req.Limit = min(max(s.cfg.MaxRows, 100), 1000)
 	first, err := s.cfg.Store.SearchServices(r.Context(), req)
@@ -160,6 +164,9 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, req store.Search
 	res := first
 	for {
 		for _, sv := range res.Services {
+			if s.hidden(sv.IP, p) {
+				continue
+			}
 			if cw != nil {
 				cw.Write([]string{sv.IP.String(), strconv.Itoa(int(sv.Port)), sv.Transport, sv.State, sv.Protocol,
 					sv.Product, sv.Version, sv.Geo.Country, strconv.FormatUint(uint64(sv.Geo.ASN), 10), sv.Geo.Org,
@@ -355,6 +362,9 @@ func (s *Server) sensorSearch(w http.ResponseWriter, r *http.Request, p *princip
 		return nil, err
 	}
 	res, err := s.cfg.Store.SearchEvents(r.Context(), req)
+	if res != nil {
+		res.Events = slices.DeleteFunc(res.Events, func(e record.Event) bool { return s.hidden(e.Src, p) })
+	}
 	return res, queryErr(err, req.Query)
 }
 

@@ -105,6 +105,16 @@ func TestOptOutFromInside(t *testing.T) {
 	if r := do(o.h, req{path: "/api/v1/host/198.51.100.10", header: bearer(o.admin)}); r.code != 200 {
 		t.Errorf("admin lookup: %s", r)
 	}
+	// rows of the range leave public search results (counts stay: they name no one)
+	if r := get(o.h, "/api/v1/search?q=ip:198.51.100.10"); r.code != 200 || strings.Contains(string(r.body), `"ip":"198.51.100.10"`) {
+		t.Errorf("public search shows an opted-out host: %s", r)
+	}
+	if r := do(o.h, req{path: "/api/v1/search?q=ip:198.51.100.10", header: bearer(o.admin)}); !strings.Contains(string(r.body), `"ip":"198.51.100.10"`) {
+		t.Errorf("admin search lacks the host: %s", r)
+	}
+	if r := get(o.h, "/api/v1/search?q=ip:198.51.100.10&format=csv"); strings.Contains(string(r.body), "198.51.100.10,") {
+		t.Errorf("CSV export shows an opted-out host: %s", r)
+	}
 	for _, p := range []string{"/internetdb/198.51.100.10", "/api/v1/sensors/ip/198.51.100.10"} {
 		if r := get(o.h, p); r.code != 404 {
 			t.Errorf("%s of an opted-out address: %d", p, r.code)
