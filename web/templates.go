@@ -10,7 +10,7 @@ import (
 
 // pageNames are the templates in templates/, each drawn inside layout.html
 // (live.html is the overview's panels alone).
-var pageNames = []string{"overview", "live", "search", "ip", "about", "optout", "optout-status", "error"}
+var pageNames = []string{"overview", "live", "search", "ip", "about", "optout", "optout-status", "admin", "admin-login", "error"}
 
 var funcs = template.FuncMap{
 	"num":   num,

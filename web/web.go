@@ -88,6 +88,10 @@ func New(cfg Config) (*Site, error) {
 	s.mux.HandleFunc("POST /optout", s.optoutSubmit)
 	s.mux.HandleFunc("GET /optout/{id}", s.optoutStatus)
 	s.mux.HandleFunc("POST /optout/{id}/verify", s.optoutVerify)
+	s.mux.HandleFunc("GET /admin", s.admin)
+	s.mux.HandleFunc("POST /admin/login", s.adminLogin)
+	s.mux.HandleFunc("POST /admin/logout", s.adminLogout)
+	s.mux.HandleFunc("POST /admin/optouts/{id}/{action}", s.adminDecide)
 	s.mux.Handle("/", cfg.API)
 	return s, nil
 }
