@@ -168,3 +168,55 @@ func mustAtoi(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// TestOptOutInChromium: a person fills the opt-out form for a range they
+// cannot prove from here, sees the token and the link to the state; an
+// operator signs in on the admin page and approves it; the person's link
+// then says approved. Screenshots of each step.
+func TestOptOutInChromium(t *testing.T) {
+	ctx := browser.Start(t)
+	base, admin := optoutSiteKey(t)
+	out := browser.OutDir(t, "web")
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	str := func(js string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		if err != nil {
+			t.Fatalf("%s: %v", js, err)
+		}
+		return v
+	}
+	run("the form", chromedp.Navigate(base+"/optout"), chromedp.WaitVisible(chromedp.ID("cidrs")),
+		chromedp.SetValue(chromedp.ID("cidrs"), "198.51.100.0/24"), chromedp.SendKeys(chromedp.ID("contact"), "noc@example.net"))
+	browser.Screenshot(t, ctx, out, "optout-form")
+	run("send", chromedp.Submit(chromedp.ID("contact")), chromedp.WaitVisible(chromedp.ID("optout-state")))
+	if st, tok := str(`document.getElementById('optout-state').dataset.state`), str(`(document.getElementById('optout-token')||{}).textContent||''`); st != "pending" || !strings.HasPrefix(tok, "vantage-optout-") {
+		t.Fatalf("after sending: state %q, token %q", st, tok)
+	}
+	link := str(`document.getElementById('optout-link').getAttribute('href')`)
+	browser.Screenshot(t, ctx, out, "optout-pending")
+
+	run("admin sign-in", chromedp.Navigate(base+"/admin"), chromedp.WaitVisible(chromedp.ID("key")),
+		chromedp.SendKeys(chromedp.ID("key"), admin), chromedp.Submit(chromedp.ID("key")), chromedp.WaitVisible(chromedp.ID("requests")))
+	if cookie := str(`document.cookie`); strings.Contains(cookie, "vantage_key") {
+		t.Error("a script can read the key cookie")
+	}
+	run("approve", chromedp.Click(chromedp.CSS(`#requests tr[data-state="pending"] button[data-action="approve"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#requests tr[data-state="approved"]`)))
+	if v := str(`document.getElementById('list-version').textContent`); !strings.Contains(v, "version 1") {
+		t.Errorf("list after approval: %q", v)
+	}
+	browser.Screenshot(t, ctx, out, "admin")
+	run("the person's link", chromedp.Navigate(base+link), chromedp.WaitVisible(chromedp.ID("optout-state")))
+	if st := str(`document.getElementById('optout-state').dataset.state`); st != "approved" {
+		t.Errorf("the person's page says %q after the approval", st)
+	}
+	browser.Screenshot(t, ctx, out, "optout-approved")
+}
