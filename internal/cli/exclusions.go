@@ -226,6 +226,7 @@ type listFollower struct {
 	live   *scan.Live
 	maxAge time.Duration
 	log    *slog.Logger
+	status io.Writer // operator-facing lines; nil = quiet
 	now    func() time.Time
 
 	mu        sync.Mutex
@@ -343,6 +344,9 @@ func (f *listFollower) confirm(l *exclusion.List) {
 		return // scanning has stopped
 	}
 	msg := fmt.Sprintf("exclusion list version %d applied: %d ranges, %d ms after it was published", l.Version, len(l.Entries), at.Sub(l.Updated).Milliseconds())
+	if f.status != nil {
+		fmt.Fprintf(f.status, "vantage: %s\n", msg)
+	}
 	f.log.Info(msg, "version", l.Version, "ranges", len(l.Entries), "addresses", bl.Size(),
 		"published", l.Updated.UTC().Format(time.RFC3339Nano), "received", received.UTC().Format(time.RFC3339Nano),
 		"applied", at.UTC().Format(time.RFC3339Nano), "after_publish_ms", float64(at.Sub(l.Updated).Microseconds())/1000,

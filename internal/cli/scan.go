@@ -184,6 +184,7 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 		}
 		pol.Exclude(follower.labeled()...)
 		if !f.quiet {
+			follower.status = stderr
 			fmt.Fprintf(stderr, "vantage: obeying exclusion list version %d from %s (%d ranges), checked before every probe\n", follower.cur.Version, src, len(follower.cur.Entries))
 		}
 	}
