@@ -17,6 +17,8 @@ import (
 	"github.com/vantagehq/vantage/bus"
 	"github.com/vantagehq/vantage/exclusion"
 	"github.com/vantagehq/vantage/optout"
+	"github.com/vantagehq/vantage/record"
+	"github.com/vantagehq/vantage/store/duckdb"
 )
 
 // optoutEnv is an API with opt-outs over its own bus (the shared one's
@@ -315,5 +317,44 @@ func TestOptOutAbuse(t *testing.T) {
 	// the same contact asking again for the same range: one record
 	if l, err := o.svc.List(context.Background()); err != nil || len(l) != 1 {
 		t.Errorf("repeated requests made %d records (%v)", len(l), err)
+	}
+}
+
+// TestOptOutPurgePolicy: under the purge policy an approval deletes what
+// the scans stored about the range (even an admin finds nothing after),
+// and the audit log says how much went.
+func TestOptOutPurgePolicy(t *testing.T) {
+	o := newOptoutEnv(t)
+	ctx := context.Background()
+	st, err := duckdb.Open(ctx, t.TempDir()+"/store", duckdb.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a := netip.MustParseAddr("203.0.113.44")
+	sv := record.Service{ID: record.ServiceID("p", a, 443, "tcp"), Time: time.Now().UTC(), ScanID: "p", IP: a, Port: 443, Transport: "tcp", State: "open"}
+	if _, err := st.Ingest(ctx, []*record.Batch{{ID: record.NewID(), Services: []record.Service{sv}}}); err != nil {
+		t.Fatal(err)
+	}
+	reqKV, _ := o.bus.KV(ctx, "optouts")
+	listKV, _ := o.bus.KV(ctx, exclusion.Bucket)
+	svc := optout.New(optout.Config{Requests: reqKV, List: listKV, JS: o.bus.JS, Purge: st.Purge})
+	h := getEnv(t).server(func(c *api.Config) { c.Store, c.OptOut, c.Exclusions = st, svc, o.track })
+	if r := do(h, req{path: "/api/v1/host/203.0.113.44", header: bearer(o.admin)}); r.code != 200 {
+		t.Fatalf("before: %s", r)
+	}
+	body, _ := json.Marshal(map[string]any{"cidrs": []string{"203.0.113.0/24"}, "contact": "noc@example.net"})
+	if r := do(h, req{method: "POST", path: "/api/v1/optout", body: body, remote: "203.0.113.9:1"}); r.code != 201 || !strings.Contains(string(r.body), `"approved"`) {
+		t.Fatalf("submit: %s", r)
+	}
+	if r := do(h, req{path: "/api/v1/host/203.0.113.44", header: bearer(o.admin)}); r.code != 404 {
+		t.Errorf("after the purge an admin still finds the host: %s", r)
+	}
+	var audit struct {
+		Events []optout.AuditEvent `json:"events"`
+	}
+	do(h, req{path: "/api/v1/audit", header: bearer(o.admin)}).json(t, &audit)
+	if n := len(audit.Events); n == 0 || audit.Events[n-1].Action != "purge" || !strings.Contains(audit.Events[n-1].Detail, "deleted 2 ") {
+		t.Errorf("audit log: %+v", audit.Events)
 	}
 }

@@ -67,6 +67,7 @@ type OptOut struct {
 	MaxPrefix4    int    `toml:"max_prefix_v4" doc:"an IPv4 opt-out wider than this prefix (a /15 is wider than /16) always needs an operator"`
 	MaxPrefix6    int    `toml:"max_prefix_v6" doc:"the same for IPv6"`
 	FetchReserved string `toml:"fetch_reserved" doc:"reserved ranges (comma-separated CIDRs, e.g. a lab) where token checks may fetch; empty = none"`
+	Collected     string `toml:"collected" doc:"what happens to what scans already stored about an opted-out range: hide (from public lookups) or purge (delete it)"`
 }
 
 // API tunes the HTTP API.
@@ -90,7 +91,7 @@ func Default() Server {
 		}},
 		API: API{Anonymous: true, QueryTimeout: Duration(10 * time.Second), MaxRows: 1000,
 			RateLimit: 50, Burst: 100, MaxBody: 16 << 20},
-		OptOut: OptOut{MaxPrefix4: 16, MaxPrefix6: 32},
+		OptOut: OptOut{MaxPrefix4: 16, MaxPrefix6: 32, Collected: "hide"},
 	}
 }
 
@@ -142,6 +143,8 @@ func (c *Server) Check() error {
 		return errors.New("config: api.rate_limit and api.burst must not be negative")
 	case c.Bus.Replicas < 1 || c.Bus.Replicas > 5:
 		return fmt.Errorf("config: bus.replicas %d: want 1-5", c.Bus.Replicas)
+	case c.OptOut.Collected != "hide" && c.OptOut.Collected != "purge":
+		return fmt.Errorf("config: optout.collected %q: want hide or purge", c.OptOut.Collected)
 	case c.OptOut.MaxPrefix4 < 8 || c.OptOut.MaxPrefix4 > 32 || c.OptOut.MaxPrefix6 < 16 || c.OptOut.MaxPrefix6 > 128:
 		return fmt.Errorf("config: optout.max_prefix_v4 %d (want 8-32) or optout.max_prefix_v6 %d (want 16-128)", c.OptOut.MaxPrefix4, c.OptOut.MaxPrefix6)
 	}

@@ -102,6 +102,9 @@ type Config struct {
 	// no bar since the range is the requester's own).
 	Allowed func(netip.Addr) bool
 	Client  *http.Client // for token fetches; nil: a client without redirects, 5 s timeout
+	// Purge, when set (the purge policy), deletes what scans stored about
+	// an approved request's ranges; nil hides it instead (the API does).
+	Purge func(ctx context.Context, prefixes []netip.Prefix) (int64, error)
 	Now     func() time.Time
 }
 
@@ -461,6 +464,15 @@ func (s *Service) approve(ctx context.Context, id, method, by, note string) (*st
 		return nil, err
 	}
 	s.audit(ctx, "approve", by, st, fmt.Sprintf("exclusion list version %d: %d ranges", l.Version, len(l.Entries)))
+	if s.cfg.Purge != nil {
+		// the approval stands whatever happens here; the log says what did
+		n, err := s.cfg.Purge(ctx, st.CIDRs)
+		detail := fmt.Sprintf("deleted %d stored service records", n)
+		if err != nil {
+			detail += fmt.Sprintf(" and stopped: %v", err)
+		}
+		s.audit(ctx, "purge", by, st, detail)
+	}
 	return st, nil
 }
 

@@ -113,7 +113,7 @@ func RunOptions(ctx context.Context, cfg config.Server, log *slog.Logger, opt Op
 		return err
 	}
 
-	optouts, tracker, err := optOuts(ctx, b, cfg.OptOut)
+	optouts, tracker, err := optOuts(ctx, b, cfg.OptOut, st)
 	if err != nil {
 		return err
 	}
@@ -208,7 +208,7 @@ func RunOptions(ctx context.Context, cfg config.Server, log *slog.Logger, opt Op
 }
 
 // optOuts opens the opt-out service and the tracker of the exclusion list.
-func optOuts(ctx context.Context, b *bus.Bus, cfg config.OptOut) (*optout.Service, *exclusion.Tracker, error) {
+func optOuts(ctx context.Context, b *bus.Bus, cfg config.OptOut, st store.Store) (*optout.Service, *exclusion.Tracker, error) {
 	reqKV, err := b.KV(ctx, "optouts")
 	if err != nil {
 		return nil, nil, fmt.Errorf("opt-out requests: %w", err)
@@ -240,7 +240,11 @@ func optOuts(ctx context.Context, b *bus.Bus, cfg config.OptOut) (*optout.Servic
 	excluded := policy.Excluded()
 	global6 := netip.MustParsePrefix("2000::/3")
 	doc6 := netip.MustParsePrefix("2001:db8::/32")
-	svc := optout.New(optout.Config{Requests: reqKV, List: listKV, JS: b.JS, MaxAutoBits: cfg.MaxPrefix4, MaxAutoBits6: cfg.MaxPrefix6,
+	var purge func(context.Context, []netip.Prefix) (int64, error)
+	if cfg.Collected == "purge" {
+		purge = st.Purge
+	}
+	svc := optout.New(optout.Config{Requests: reqKV, List: listKV, JS: b.JS, MaxAutoBits: cfg.MaxPrefix4, MaxAutoBits6: cfg.MaxPrefix6, Purge: purge,
 		Allowed: func(a netip.Addr) bool {
 			if a.Is4() {
 				return !excluded.ContainsAddr(a)

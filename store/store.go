@@ -54,6 +54,9 @@ type Store interface {
 	// Sync makes everything ingested so far visible to every query
 	// (derived views such as profiles are otherwise refreshed shortly after).
 	Sync(ctx context.Context) error
+	// Purge deletes what scans stored about the prefixes' addresses (an
+	// opt-out under the purge policy); sensor events stay.
+	Purge(ctx context.Context, prefixes []netip.Prefix) (deleted int64, err error)
 	// Expire deletes records older than the retention settings.
 	Expire(ctx context.Context, now time.Time) (deleted int64, err error)
 	// Usage reports rows and bytes per table.
