@@ -105,7 +105,7 @@ type Config struct {
 	// Purge, when set (the purge policy), deletes what scans stored about
 	// an approved request's ranges; nil hides it instead (the API does).
 	Purge func(ctx context.Context, prefixes []netip.Prefix) (int64, error)
-	Now     func() time.Time
+	Now   func() time.Time
 }
 
 // Service decides requests.

@@ -13,7 +13,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -48,9 +47,10 @@ func Executable() (int64, error) {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		region := unsafe.Slice((*byte)(unsafe.Pointer(uintptr(start))), int(end-start))
-		if err := unix.Madvise(region, unix.MADV_DONTNEED); err != nil {
-			return total, fmt.Errorf("memtrim: madvise %s: %w", fields[0], err)
+		// the raw call: the region is no Go object, and making a slice of
+		// it would need a uintptr-to-pointer conversion
+		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_DONTNEED); errno != 0 {
+			return total, fmt.Errorf("memtrim: madvise %s: %w", fields[0], errno)
 		}
 		total += int64(end - start)
 	}
