@@ -44,3 +44,31 @@ func TestExecutable(t *testing.T) {
 		t.Fatal(s)
 	}
 }
+
+// TestKeepsWrittenMappings: a mapping with private written pages (the
+// loader's relocations) is never a candidate.
+func TestKeepsWrittenMappings(t *testing.T) {
+	maps, err := readSmaps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, _ := os.Readlink("/proc/self/exe")
+	var clean, written int
+	for _, m := range maps {
+		if m.path != exe {
+			continue
+		}
+		if m.anonymous == 0 {
+			clean++
+		} else {
+			written++
+		}
+		if m.anonymous < 0 {
+			t.Errorf("mapping %x-%x has no Anonymous line", m.start, m.end)
+		}
+	}
+	t.Logf("the executable's mappings: %d clean, %d with written pages", clean, written)
+	if clean == 0 {
+		t.Error("no clean mapping of the executable")
+	}
+}
