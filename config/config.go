@@ -26,6 +26,7 @@ type Server struct {
 	Geo    Geo    `toml:"geo"`
 	API    API    `toml:"api"`
 	OptOut OptOut `toml:"optout"`
+	Vuln   Vuln   `toml:"vuln"`
 }
 
 // Bus says which NATS to use.
@@ -60,6 +61,11 @@ type Geo struct {
 	ASNv4     string `toml:"asn_v4_csv" doc:"explicit path of asn-ipv4-num.csv"`
 	ASNv6     string `toml:"asn_v6_csv" doc:"explicit path of asn-ipv6.csv"`
 	Overrides string `toml:"overrides" doc:"overrides file: CIDR country=.. asn=.. org=.. label=.. per line"`
+}
+
+// Vuln says where the vulnerability feeds are.
+type Vuln struct {
+	Dir string `toml:"dir" doc:"directory of NVD CVE JSON 2.0 feeds and the CISA KEV catalog (*.json, *.json.gz) to match services' CPEs against; empty = <data>/vulns"`
 }
 
 // OptOut sets how opt-out requests are decided.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,11 @@ import (
 	"github.com/vantagehq/vantage/record"
 	"github.com/vantagehq/vantage/store"
 )
+
+// Vulns names the CVEs that affect a CPE (package vuln).
+type Vulns interface {
+	Match(cpe string) []string
+}
 
 // Geo looks up what is known about an address (package enrich).
 type Geo interface {
@@ -27,7 +33,8 @@ type Geo interface {
 type Config struct {
 	Bus         *bus.Bus
 	Store       store.Store
-	Geo         Geo // nil: no enrichment
+	Geo         Geo   // nil: no enrichment
+	Vulns       Vulns // nil: services keep the vulns their producer gave
 	MaxMessages int // bus messages per store transaction (default 160: with 1000 records a message, more than one DuckDB row group)
 	Workers     int // concurrent fetch-and-store loops per stream (default 2)
 	Log         *slog.Logger
@@ -117,8 +124,24 @@ func (in *Ingester) store(ctx context.Context, ds []bus.Delivery) error {
 	return nil
 }
 
-// enrich fills in geography the producer left empty.
+// enrich fills in geography the producer left empty, and the CVEs of
+// services whose producer named CPEs but no vulns.
 func (in *Ingester) enrich(b *record.Batch) {
+	if v := in.cfg.Vulns; v != nil {
+		for i := range b.Services {
+			s := &b.Services[i]
+			if len(s.Vulns) > 0 {
+				continue
+			}
+			for _, c := range s.CPE {
+				for _, id := range v.Match(c) {
+					if !slices.Contains(s.Vulns, id) {
+						s.Vulns = append(s.Vulns, id)
+					}
+				}
+			}
+		}
+	}
 	g := in.cfg.Geo
 	if g == nil {
 		return

@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/vantagehq/vantage/bus"
+	"github.com/vantagehq/vantage/query"
 	"github.com/vantagehq/vantage/record"
 	"github.com/vantagehq/vantage/store"
 	"github.com/vantagehq/vantage/store/duckdb"
+	"github.com/vantagehq/vantage/vuln"
 )
 
 type fixedGeo struct{}
@@ -137,4 +139,77 @@ func BenchmarkPublishToQueryable(b *testing.B) {
 		waitStored(b, st, total, 5*time.Minute)
 	}
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "events/s")
+}
+
+// vulnDB is the vuln package's DB seen through the ingest interface.
+type vulnDB struct{ db *vuln.DB }
+
+func (v vulnDB) Match(cpe string) []string {
+	var ids []string
+	for _, m := range v.db.Match(cpe) {
+		ids = append(ids, m.ID)
+	}
+	return ids
+}
+
+// TestVulnsFromCPE: a service whose producer named a CPE but no vulns is
+// stored with the CVEs of the NVD feed, and `vuln:CVE-...` finds it with
+// its country as a facet: the defender's global question in one query.
+func TestVulnsFromCPE(t *testing.T) {
+	db, _, err := vuln.Load("../vuln/testdata/nvd.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ctx := context.Background()
+	b, err := bus.Open(ctx, bus.Config{Dir: dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	st, err := duckdb.Open(ctx, dir+"/store", duckdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	in := New(Config{Bus: b, Store: st, Geo: fixedGeo{}, Vulns: vulnDB{db}})
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- in.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	var svcs []record.Service
+	for _, c := range []struct{ ip, cpe string }{
+		{"198.18.0.1", "cpe:2.3:a:openbsd:openssh:9.2p1:*:*:*:*:*:*:*"}, // regreSSHion: 8.5p1 <= v < 9.8p1
+		{"198.18.0.2", "cpe:2.3:a:openbsd:openssh:9.8p1:*:*:*:*:*:*:*"}, // fixed
+		{"203.0.113.3", "cpe:2.3:a:openbsd:openssh:8.5p1:*:*:*:*:*:*:*"},
+	} {
+		s := record.Service{ScanID: "v", IP: netip.MustParseAddr(c.ip), Port: 22, Transport: "tcp", State: "open", Time: time.Now().UTC(),
+			Protocol: "ssh", Product: "OpenSSH", CPE: []string{c.cpe}}
+		s.ID = record.ServiceID("v", s.IP, 22, "tcp")
+		svcs = append(svcs, s)
+	}
+	if err := b.Publish(ctx, bus.Subject(bus.StreamResults, "scanner/v"), &record.Batch{ID: record.NewID(), Services: svcs}); err != nil {
+		t.Fatal(err)
+	}
+	var res *store.ServiceResult
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		fs, _ := query.ParseFacets("country", query.Services)
+		if res, err = st.SearchServices(ctx, store.Search{Query: "vuln:CVE-2024-6387", Limit: 10, Facets: fs}); err == nil && res.Total == 2 {
+			break
+		}
+	}
+	if err != nil || res == nil || res.Total != 2 {
+		t.Fatalf("vuln:CVE-2024-6387: %+v %v", res, err)
+	}
+	countries := map[string]int64{}
+	for _, f := range res.Facets["country"] {
+		countries[f.Value] = f.Count
+	}
+	if countries["DE"] != 1 || countries["US"] != 1 {
+		t.Errorf("facets %v, want DE 1 and US 1", countries)
+	}
+	h, err := st.Host(ctx, netip.MustParseAddr("198.18.0.2"))
+	if err != nil || len(h.Services) != 1 || len(h.Services[0].Vulns) != 0 {
+		t.Errorf("the fixed version got vulns: %+v %v", h, err)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,7 @@ import (
 	"github.com/vantagehq/vantage/store"
 	"github.com/vantagehq/vantage/store/duckdb"
 	"github.com/vantagehq/vantage/target"
+	"github.com/vantagehq/vantage/vuln"
 	"github.com/vantagehq/vantage/web"
 )
 
@@ -118,7 +120,8 @@ func RunOptions(ctx context.Context, cfg config.Server, log *slog.Logger, opt Op
 		return err
 	}
 
-	in := ingest.New(ingest.Config{Bus: b, Store: st, Geo: geoAdapter{geo}, Log: log})
+	vulns := &vulnAdapter{}
+	in := ingest.New(ingest.Config{Bus: b, Store: st, Geo: geoAdapter{geo}, Vulns: vulns, Log: log})
 	metrics := api.NewMetrics(nil)
 	registerMetrics(metrics.Registry, in, st, b)
 
@@ -158,7 +161,11 @@ func RunOptions(ctx context.Context, cfg config.Server, log *slog.Logger, opt Op
 	// every goroutine below is owned here and ends before Run returns
 	ictx, stopIngest := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(4 + len(opt.Listeners))
+	wg.Add(5 + len(opt.Listeners))
+	go func() {
+		defer wg.Done()
+		vulns.load(ictx, cfg.Vuln.Dir, cfg.Data, log)
+	}()
 	go func() {
 		defer wg.Done()
 		listKV, _ := b.KV(ictx, exclusion.Bucket) // optOuts opened it already
@@ -257,6 +264,51 @@ func optOuts(ctx context.Context, b *bus.Bus, cfg config.OptOut, st store.Store)
 			return global6.Contains(a) && !doc6.Contains(a)
 		}})
 	return svc, exclusion.NewTracker(), nil
+}
+
+// vulnAdapter gives ingest the CVEs of a CPE once the feeds are loaded
+// (loading a multi-GB NVD feed takes a while; services stored before have
+// the vulns their producer gave).
+type vulnAdapter struct{ db atomic.Pointer[vuln.DB] }
+
+func (v *vulnAdapter) Match(cpe string) []string {
+	db := v.db.Load()
+	if db == nil {
+		return nil
+	}
+	var ids []string
+	for _, m := range db.Match(cpe) {
+		ids = append(ids, m.ID)
+	}
+	return ids
+}
+
+// load reads every feed in dir (default <data>/vulns); none is not an error.
+func (v *vulnAdapter) load(ctx context.Context, dir, data string, log *slog.Logger) {
+	if dir == "" {
+		dir = filepath.Join(data, "vulns")
+	}
+	var files []string
+	for _, pat := range []string{"*.json", "*.json.gz"} {
+		m, _ := filepath.Glob(filepath.Join(dir, pat))
+		files = append(files, m...)
+	}
+	if len(files) == 0 {
+		log.Info("no vulnerability feeds: services get no CVEs from their CPEs", "dir", dir)
+		return
+	}
+	start := time.Now()
+	db, stats, err := vuln.Load(files...)
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		log.Error("vulnerability feeds", "dir", dir, "err", err)
+		return
+	}
+	v.db.Store(db)
+	log.Info("vulnerability feeds loaded", "files", len(files), "cves", stats.CVEs, "kev", stats.KEV, "skipped", stats.Skipped,
+		"took", time.Since(start).Round(time.Millisecond))
 }
 
 // geoAdapter gives ingest the enricher's answers as record.Geo.
