@@ -35,8 +35,8 @@ type Config struct {
 	Store       store.Store
 	Geo         Geo   // nil: no enrichment
 	Vulns       Vulns // nil: services keep the vulns their producer gave
-	MaxMessages int // bus messages per store transaction (default 160: with 1000 records a message, more than one DuckDB row group)
-	Workers     int // concurrent fetch-and-store loops per stream (default 2)
+	MaxMessages int   // bus messages per store transaction (default 160: with 1000 records a message, more than one DuckDB row group)
+	Workers     int   // concurrent fetch-and-store loops per stream (default 2)
 	Log         *slog.Logger
 }
 
