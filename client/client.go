@@ -187,3 +187,13 @@ func (c *Client) Keys(ctx context.Context) ([]map[string]any, error) {
 func (c *Client) DeleteKey(ctx context.Context, id string) error {
 	return c.do(ctx, "DELETE", "/api/v1/keys/"+url.PathEscape(id), nil, nil, "", nil)
 }
+
+// Bulk answers for many addresses at once (at most 10,000 a call).
+func (c *Client) Bulk(ctx context.Context, ips []string) ([]store.Summary, error) {
+	body, _ := json.Marshal(map[string][]string{"ips": ips})
+	var out struct {
+		Results []store.Summary `json:"results"`
+	}
+	err := c.do(ctx, "POST", "/api/v1/bulk", nil, bytes.NewReader(body), "application/json", &out)
+	return out.Results, err
+}
