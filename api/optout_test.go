@@ -40,15 +40,15 @@ func newOptoutEnv(t *testing.T) *optoutEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reqKV, _ := b.KV(ctx, "optouts")
-	listKV, _ := b.KV(ctx, exclusion.Bucket)
 	o := &optoutEnv{bus: b, track: exclusion.NewTracker(), admin: e.admin}
-	o.svc = optout.New(optout.Config{Requests: reqKV, List: listKV, JS: b.JS,
-		// the fetch may go to loopback here: the test's token server lives there
-		Allowed: func(a netip.Addr) bool { return !a.IsUnspecified() }})
+	// the fetch may go to loopback here: the test's token server lives there
+	o.svc, err = optout.Open(ctx, b, optout.Config{Allowed: func(a netip.Addr) bool { return !a.IsUnspecified() }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); o.track.Run(ctx, listKV, nil) }()
+	go func() { defer wg.Done(); o.svc.FollowList(ctx, o.track, nil) }()
 	t.Cleanup(func() { cancel(); wg.Wait(); b.Close() })
 	o.h = e.server(func(c *api.Config) { c.OptOut, c.Exclusions = o.svc, o.track })
 	return o
@@ -336,9 +336,10 @@ func TestOptOutPurgePolicy(t *testing.T) {
 	if _, err := st.Ingest(ctx, []*record.Batch{{ID: record.NewID(), Services: []record.Service{sv}}}); err != nil {
 		t.Fatal(err)
 	}
-	reqKV, _ := o.bus.KV(ctx, "optouts")
-	listKV, _ := o.bus.KV(ctx, exclusion.Bucket)
-	svc := optout.New(optout.Config{Requests: reqKV, List: listKV, JS: o.bus.JS, Purge: st.Purge})
+	svc, err := optout.Open(ctx, o.bus, optout.Config{Purge: st.Purge})
+	if err != nil {
+		t.Fatal(err)
+	}
 	h := getEnv(t).server(func(c *api.Config) { c.Store, c.OptOut, c.Exclusions = st, svc, o.track })
 	if r := do(h, req{path: "/api/v1/host/203.0.113.44", header: bearer(o.admin)}); r.code != 200 {
 		t.Fatalf("before: %s", r)

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -34,6 +35,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vantagehq/vantage/bus"
 	"github.com/vantagehq/vantage/exclusion"
 )
 
@@ -606,4 +608,26 @@ func newSecret() string { return newID() + newID()[:16] }
 func hashSecret(s string) string {
 	h := sha256.Sum256([]byte("vantage-optout:" + s))
 	return hex.EncodeToString(h[:])
+}
+
+// Bucket is the bus bucket of the requests.
+const Bucket = "optouts"
+
+// Open is New over a bus: its requests bucket, the exclusion list's
+// bucket and its audit stream.
+func Open(ctx context.Context, b *bus.Bus, cfg Config) (*Service, error) {
+	var err error
+	if cfg.Requests, err = b.KV(ctx, Bucket); err != nil {
+		return nil, fmt.Errorf("opt-out requests: %w", err)
+	}
+	if cfg.List, err = b.KV(ctx, exclusion.Bucket); err != nil {
+		return nil, fmt.Errorf("exclusion list: %w", err)
+	}
+	cfg.JS = b.JS
+	return New(cfg), nil
+}
+
+// FollowList keeps t current with the exclusion list until ctx ends.
+func (s *Service) FollowList(ctx context.Context, t *exclusion.Tracker, log *slog.Logger) {
+	t.Run(ctx, s.cfg.List, log)
 }

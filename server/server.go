@@ -168,8 +168,7 @@ func RunOptions(ctx context.Context, cfg config.Server, log *slog.Logger, opt Op
 	}()
 	go func() {
 		defer wg.Done()
-		listKV, _ := b.KV(ictx, exclusion.Bucket) // optOuts opened it already
-		tracker.Run(ictx, listKV, log)
+		optouts.FollowList(ictx, tracker, log)
 	}()
 	go func() {
 		defer wg.Done()
@@ -216,14 +215,6 @@ func RunOptions(ctx context.Context, cfg config.Server, log *slog.Logger, opt Op
 
 // optOuts opens the opt-out service and the tracker of the exclusion list.
 func optOuts(ctx context.Context, b *bus.Bus, cfg config.OptOut, st store.Store) (*optout.Service, *exclusion.Tracker, error) {
-	reqKV, err := b.KV(ctx, "optouts")
-	if err != nil {
-		return nil, nil, fmt.Errorf("opt-out requests: %w", err)
-	}
-	listKV, err := b.KV(ctx, exclusion.Bucket)
-	if err != nil {
-		return nil, nil, fmt.Errorf("exclusion list: %w", err)
-	}
 	// token checks fetch from the requester's range: never from reserved
 	// space unless the operator allowed it (a lab), as for scans
 	policy := target.NewPolicy()
@@ -251,7 +242,7 @@ func optOuts(ctx context.Context, b *bus.Bus, cfg config.OptOut, st store.Store)
 	if cfg.Collected == "purge" {
 		purge = st.Purge
 	}
-	svc := optout.New(optout.Config{Requests: reqKV, List: listKV, JS: b.JS, MaxAutoBits: cfg.MaxPrefix4, MaxAutoBits6: cfg.MaxPrefix6, Purge: purge,
+	svc, err := optout.Open(ctx, b, optout.Config{MaxAutoBits: cfg.MaxPrefix4, MaxAutoBits6: cfg.MaxPrefix6, Purge: purge,
 		Allowed: func(a netip.Addr) bool {
 			if a.Is4() {
 				return !excluded.ContainsAddr(a)
@@ -263,6 +254,9 @@ func optOuts(ctx context.Context, b *bus.Bus, cfg config.OptOut, st store.Store)
 			}
 			return global6.Contains(a) && !doc6.Contains(a)
 		}})
+	if err != nil {
+		return nil, nil, err
+	}
 	return svc, exclusion.NewTracker(), nil
 }
 

@@ -26,16 +26,19 @@ type adminData struct {
 			Reason string `json:"reason"`
 		} `json:"entries"`
 	}
-	Audit []struct {
-		Seq     uint64    `json:"seq"`
-		Time    time.Time `json:"time"`
-		Action  string    `json:"action"`
-		By      string    `json:"by"`
-		Request string    `json:"request"`
-		CIDRs   []string  `json:"cidrs"`
-		Version uint64    `json:"version"`
-		Detail  string    `json:"detail"`
-	}
+	Audit []auditEvent
+}
+
+// auditEvent is a line of the audit log as the API gives it.
+type auditEvent struct {
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	Action  string    `json:"action"`
+	By      string    `json:"by"`
+	Request string    `json:"request"`
+	CIDRs   []string  `json:"cidrs"`
+	Version uint64    `json:"version"`
+	Detail  string    `json:"detail"`
 }
 
 func (s *Site) admin(w http.ResponseWriter, r *http.Request) {
@@ -69,16 +72,7 @@ func (s *Site) admin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var audit struct {
-		Events []struct {
-			Seq     uint64    `json:"seq"`
-			Time    time.Time `json:"time"`
-			Action  string    `json:"action"`
-			By      string    `json:"by"`
-			Request string    `json:"request"`
-			CIDRs   []string  `json:"cidrs"`
-			Version uint64    `json:"version"`
-			Detail  string    `json:"detail"`
-		} `json:"events"`
+		Events []auditEvent `json:"events"`
 	}
 	if err := s.call(r, "/api/v1/audit", url.Values{"limit": {"50"}}, &audit); err != nil {
 		s.errorPage(w, r, err)

@@ -32,14 +32,15 @@ func optoutSiteKey(t *testing.T) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reqKV, _ := b.KV(ctx, "optouts")
-	listKV, _ := b.KV(ctx, exclusion.Bucket)
+	svc, err := optout.Open(ctx, b, optout.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	tr := exclusion.NewTracker()
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); tr.Run(ctx, listKV, nil) }()
+	go func() { defer wg.Done(); svc.FollowList(ctx, tr, nil) }()
 	t.Cleanup(func() { cancel(); wg.Wait(); b.Close() })
-	svc := optout.New(optout.Config{Requests: reqKV, List: listKV, JS: b.JS})
 	keyKV, _ := b.KV(ctx, "apikeys")
 	keys := api.NewKeys(keyKV)
 	admin, _, err := keys.Create(ctx, "admin", []string{api.ScopeAdmin}, 0)

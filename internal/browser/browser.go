@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -93,4 +94,72 @@ func Screenshot(t testing.TB, ctx context.Context, dir, name string) {
 		return
 	}
 	t.Logf("screenshot: %s", p)
+}
+
+// Page is one browser tab driven by a test; every method fails the test
+// when the browser does.
+type Page struct {
+	t   testing.TB
+	ctx context.Context
+	out string // where screenshots go
+}
+
+// Open starts a browser (or skips the test without one) and gives its tab,
+// with actions bounded by timeout and screenshots going to OutDir(out).
+func Open(t testing.TB, out string, timeout time.Duration) *Page {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(Start(t), timeout)
+	t.Cleanup(cancel)
+	return &Page{t: t, ctx: ctx, out: OutDir(t, out)}
+}
+
+// Context is the tab's context, for chromedp calls of one's own.
+func (p *Page) Context() context.Context { return p.ctx }
+
+// Do runs actions; what names them in a failure.
+func (p *Page) Do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	if err := chromedp.Do(p.ctx, steps...); err != nil {
+		p.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// String evaluates a JavaScript expression that gives a string.
+func (p *Page) String(js string) string {
+	p.t.Helper()
+	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](js))
+	if err != nil {
+		p.t.Fatalf("%s: %v", js, err)
+	}
+	return v
+}
+
+// Counts evaluates a JavaScript expression that gives an object of numbers.
+func (p *Page) Counts(js string) map[string]int64 {
+	p.t.Helper()
+	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[map[string]int64](js))
+	if err != nil {
+		p.t.Fatalf("%s: %v", js, err)
+	}
+	return v
+}
+
+// WaitFor polls a JavaScript condition for up to 30 s. It polls from here,
+// not in the page: a navigation ends an in-page poll.
+func (p *Page) WaitFor(what, js string) {
+	p.t.Helper()
+	var err error
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		var ok bool
+		if ok, err = chromedp.Run(p.ctx, chromedp.Evaluate[bool](js)); err == nil && ok {
+			return
+		}
+	}
+	p.t.Fatalf("waiting for %s (%s): %v; page: %.400s", what, js, err, p.String(`document.body.innerText`))
+}
+
+// Screenshot saves the whole page under the page's output folder.
+func (p *Page) Screenshot(name string) {
+	p.t.Helper()
+	Screenshot(p.t, p.ctx, p.out, name)
 }

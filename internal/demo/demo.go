@@ -124,7 +124,7 @@ func Sources(blocklist string) []Source {
 		{a("192.0.2.15"), "NL", "SIP OPTIONS in SIPVicious style, zgrab-style HTTP", func(src string, r int) [][]string {
 			d := dark(r*17 + 90)
 			return [][]string{
-				py(src, "udp", d, 5060, `OPTIONS sip:100@`+d+` SIP/2.0\r\nVia: SIP/2.0/UDP `+src+`:5060;branch=z9hG4bK-1\r\nMax-Forwards: 70\r\nFrom: "sipvicious"<sip:100@1.1.1.1>;tag=1\r\nTo: "sipvicious"<sip:100@1.1.1.1>\r\nCall-ID: 1\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n`),
+				py(src, "udp", d, 5060, `OPTIONS sip:100@`+d+` SIP/2.0\r\nVia: SIP/2.0/UDP `+src+`:5060;branch=z9hG4bK-1\r\nMax-Forwards: 70\r\nFrom: "sipvicious"<sip:100@`+src+`>;tag=1\r\nTo: "sipvicious"<sip:100@`+src+`>\r\nCall-ID: 1\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n`),
 				curl(src, "-A", "Mozilla/5.0 zgrab/0.x", "http://"+dark(r*17+91)+"/"),
 			}
 		}},

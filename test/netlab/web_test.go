@@ -1,7 +1,6 @@
 package netlab_test
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"strings"
@@ -20,44 +19,8 @@ import (
 // scan found and the verdict and tags the sensor gave; a bad query shows
 // its column. Screenshots of each view go to $VANTAGE_TEST_OUT/netlab-web.
 func checkWebUI(t *testing.T, base, key string) {
-	bctx := browser.Start(t)
-	out := browser.OutDir(t, "netlab-web")
-	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
-	defer cancel()
+	p := browser.Open(t, "netlab-web", 3*time.Minute)
 	base = strings.TrimSuffix(base, "/")
-	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	counts := func(js string) map[string]int64 {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]int64](js))
-		if err != nil {
-			t.Fatalf("%s: %v", js, err)
-		}
-		return v
-	}
-	str := func(js string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
-		if err != nil {
-			t.Fatalf("%s: %v", js, err)
-		}
-		return v
-	}
-	waitFor := func(what, js string) {
-		t.Helper()
-		var err error
-		for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-			var ok bool
-			if ok, err = chromedp.Run(ctx, chromedp.Evaluate[bool](js)); err == nil && ok {
-				return
-			}
-		}
-		t.Fatalf("waiting for %s: %v; page: %.400s", what, err, str(`document.body.innerText`))
-	}
 	api := func(path string) map[string]int64 {
 		var b buckets
 		apiGet(t, base, key, path, &b)
@@ -83,10 +46,10 @@ func checkWebUI(t *testing.T, base, key string) {
 	// of traffic lands between the two reads.
 	var mapDOM, mapAPI, cloudDOM, cloudAPI, cellsDOM, cellsAPI map[string]int64
 	for try := 1; try <= 6; try++ {
-		run("overview", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("svg.world")))
-		mapDOM = counts(`Object.fromEntries([...document.querySelectorAll('#countries tr[data-cc]')].map(r => [r.dataset.cc, +r.dataset.count]))`)
-		cloudDOM = counts(`Object.fromEntries([...document.querySelectorAll('#tagcloud a.tag')].map(a => [a.dataset.tag, +a.dataset.count]))`)
-		cellsDOM = counts(`Object.fromEntries([...document.querySelectorAll('#matrix td[data-count]')].filter(td => +td.dataset.count > 0).map(td => [td.dataset.src + '>' + td.dataset.dst, +td.dataset.count]))`)
+		p.Do("overview", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("svg.world")))
+		mapDOM = p.Counts(`Object.fromEntries([...document.querySelectorAll('#countries tr[data-cc]')].map(r => [r.dataset.cc, +r.dataset.count]))`)
+		cloudDOM = p.Counts(`Object.fromEntries([...document.querySelectorAll('#tagcloud a.tag')].map(a => [a.dataset.tag, +a.dataset.count]))`)
+		cellsDOM = p.Counts(`Object.fromEntries([...document.querySelectorAll('#matrix td[data-count]')].filter(td => +td.dataset.count > 0).map(td => [td.dataset.src + '>' + td.dataset.dst, +td.dataset.count]))`)
 		mapAPI, cloudAPI, cellsAPI = api("/api/v1/sensors/stats?by=src_country&window=15m&limit=300"), api("/api/v1/sensors/stats?by=tag&window=1h&limit=60"), matrixAPI()
 		if same(mapDOM, mapAPI) && same(cloudDOM, cloudAPI) && same(cellsDOM, cellsAPI) {
 			t.Logf("overview = API at try %d", try)
@@ -103,7 +66,7 @@ func checkWebUI(t *testing.T, base, key string) {
 	if !same(cellsDOM, cellsAPI) {
 		t.Errorf("matrix %v, API %v", cellsDOM, cellsAPI)
 	}
-	painted := counts(`Object.fromEntries([...document.querySelectorAll('svg.world path.c:not(.l0)')].map(p => [p.dataset.cc, +p.dataset.count]))`)
+	painted := p.Counts(`Object.fromEntries([...document.querySelectorAll('svg.world path.c:not(.l0)')].map(p => [p.dataset.cc, +p.dataset.count]))`)
 	dst := map[string]bool{}
 	for k := range cellsDOM {
 		dst[k[strings.Index(k, ">")+1:]] = true
@@ -112,14 +75,14 @@ func checkWebUI(t *testing.T, base, key string) {
 	if len(painted) < 5 || len(dst) < 2 || len(cloudDOM) < 5 {
 		t.Errorf("the overview shows too little of the lab: %d countries on the map, %d target countries, %d tags", len(painted), len(dst), len(cloudDOM))
 	}
-	timing := counts(`(() => { const n = performance.getEntriesByType('navigation')[0]; return {load: Math.round(n.loadEventEnd)}; })()`)
+	timing := p.Counts(`(() => { const n = performance.getEntriesByType('navigation')[0]; return {load: Math.round(n.loadEventEnd)}; })()`)
 	t.Logf("overview load event after %d ms", timing["load"])
-	browser.Screenshot(t, ctx, out, "overview")
+	p.Screenshot("overview")
 
 	// Search: type a query, compare with the API, click the first product facet.
-	run("search", chromedp.Navigate(base+"/search"), chromedp.WaitVisible(chromedp.ID("q")),
+	p.Do("search", chromedp.Navigate(base+"/search"), chromedp.WaitVisible(chromedp.ID("q")),
 		chromedp.SendKeys(chromedp.ID("q"), "port:22"), chromedp.Submit(chromedp.ID("q")))
-	waitFor("results", `!!document.getElementById('total')`)
+	p.WaitFor("results", `!!document.getElementById('total')`)
 	var count struct {
 		Total  int64 `json:"total"`
 		Facets map[string][]struct {
@@ -128,62 +91,62 @@ func checkWebUI(t *testing.T, base, key string) {
 		} `json:"facets"`
 	}
 	apiGet(t, base, key, "/api/v1/count?q=port:22&facets=product", &count)
-	if got := str(`document.getElementById('total').dataset.total`); got != fmt.Sprint(count.Total) || count.Total == 0 {
+	if got := p.String(`document.getElementById('total').dataset.total`); got != fmt.Sprint(count.Total) || count.Total == 0 {
 		t.Errorf("port:22 on the page: %s services; API: %d", got, count.Total)
 	}
-	browser.Screenshot(t, ctx, out, "search")
+	p.Screenshot("search")
 	if len(count.Facets["product"]) == 0 {
 		t.Fatalf("no product facet for port:22 in the API")
 	}
 	top := count.Facets["product"][0]
-	run("click the product facet", chromedp.Click(chromedp.CSS(`section.facet[data-field="product"] li:first-child a`)))
-	waitFor("the narrowed search", `location.search.includes('product')`)
-	waitFor("its results", `!!document.getElementById('total')`)
-	q, total := str(`document.getElementById('q').value`), str(`document.getElementById('total').dataset.total`)
+	p.Do("click the product facet", chromedp.Click(chromedp.CSS(`section.facet[data-field="product"] li:first-child a`)))
+	p.WaitFor("the narrowed search", `location.search.includes('product')`)
+	p.WaitFor("its results", `!!document.getElementById('total')`)
+	q, total := p.String(`document.getElementById('q').value`), p.String(`document.getElementById('total').dataset.total`)
 	t.Logf("facet %q (%d): query %q, %s results", top.Value, top.Count, q, total)
 	if !strings.HasPrefix(q, "port:22 product:") || total != fmt.Sprint(top.Count) {
 		t.Errorf("after clicking product %q (%d): query %q, %s results", top.Value, top.Count, q, total)
 	}
 	// an IP page from a result: the scan's service is there
-	ip := str(`document.querySelector('#services tr[data-ip]').dataset.ip`)
-	run("open "+ip, chromedp.Click(chromedp.CSS(`#services tr[data-ip] a`)))
-	waitFor("the IP page", `location.pathname === '/ip/`+ip+`' && !!document.querySelector('article.service')`)
-	if ports := str(`[...document.querySelectorAll('article.service')].map(a => a.dataset.port + ' ' + a.dataset.product).join(',')`); !strings.Contains(ports, "22 "+top.Value) {
+	ip := p.String(`document.querySelector('#services tr[data-ip]').dataset.ip`)
+	p.Do("open "+ip, chromedp.Click(chromedp.CSS(`#services tr[data-ip] a`)))
+	p.WaitFor("the IP page", `location.pathname === '/ip/`+ip+`' && !!document.querySelector('article.service')`)
+	if ports := p.String(`[...document.querySelectorAll('article.service')].map(a => a.dataset.port + ' ' + a.dataset.product).join(',')`); !strings.Contains(ports, "22 "+top.Value) {
 		t.Errorf("%s's page shows %q, want port 22 with %s", ip, ports, top.Value)
 	}
-	browser.Screenshot(t, ctx, out, "ip-services")
+	p.Screenshot("ip-services")
 
 	// The sensors' side: events of malicious sources, then one source's page.
-	run("events", chromedp.Navigate(base+"/search?t=events&q="+url.QueryEscape("classification:malicious")), chromedp.WaitVisible(chromedp.ID("events")))
-	src := str(`(document.querySelector('#events tr[data-src]') || {dataset: {}}).dataset.src || ''`)
+	p.Do("events", chromedp.Navigate(base+"/search?t=events&q="+url.QueryEscape("classification:malicious")), chromedp.WaitVisible(chromedp.ID("events")))
+	src := p.String(`(document.querySelector('#events tr[data-src]') || {dataset: {}}).dataset.src || ''`)
 	if src == "" {
 		t.Fatal("no malicious events in the events search")
 	}
-	browser.Screenshot(t, ctx, out, "search-events")
+	p.Screenshot("search-events")
 	var view struct {
 		Classification string   `json:"classification"`
 		Tags           []string `json:"tags"`
 	}
 	apiGet(t, base, key, "/api/v1/sensors/ip/"+src, &view)
-	run("open "+src, chromedp.Navigate(base+"/ip/"+src), chromedp.WaitVisible(chromedp.ID("verdict")))
-	verdict := str(`document.getElementById('verdict').textContent`)
-	tags := str(`[...document.querySelectorAll('#iptags a')].map(a => a.dataset.tag).join(',')`)
-	t.Logf("%s: verdict %s, tags %s; answer: %s", src, verdict, tags, str(`document.getElementById('answer').textContent`))
+	p.Do("open "+src, chromedp.Navigate(base+"/ip/"+src), chromedp.WaitVisible(chromedp.ID("verdict")))
+	verdict := p.String(`document.getElementById('verdict').textContent`)
+	tags := p.String(`[...document.querySelectorAll('#iptags a')].map(a => a.dataset.tag).join(',')`)
+	t.Logf("%s: verdict %s, tags %s; answer: %s", src, verdict, tags, p.String(`document.getElementById('answer').textContent`))
 	if verdict != view.Classification || tags != strings.Join(view.Tags, ",") {
 		t.Errorf("%s on the page: %s [%s]; API: %s %v", src, verdict, tags, view.Classification, view.Tags)
 	}
-	browser.Screenshot(t, ctx, out, "ip-sensors")
+	p.Screenshot("ip-sensors")
 
 	// A bad query points at its column.
-	run("bad query", chromedp.Navigate(base+"/search"), chromedp.WaitVisible(chromedp.ID("q")),
+	p.Do("bad query", chromedp.Navigate(base+"/search"), chromedp.WaitVisible(chromedp.ID("q")),
 		chromedp.SendKeys(chromedp.ID("q"), "port:22 product:(nginx"), chromedp.Submit(chromedp.ID("q")))
-	waitFor("the error", `!!document.getElementById('qerr')`)
-	if col := str(`document.getElementById('qerr').dataset.column`); col == "" || col == "0" {
+	p.WaitFor("the error", `!!document.getElementById('qerr')`)
+	if col := p.String(`document.getElementById('qerr').dataset.column`); col == "" || col == "0" {
 		t.Errorf("the error has no column")
 	} else {
-		t.Logf("bad query: error at column %s: %s", col, str(`document.querySelector('#qerr p').textContent`))
+		t.Logf("bad query: error at column %s: %s", col, p.String(`document.querySelector('#qerr p').textContent`))
 	}
-	browser.Screenshot(t, ctx, out, "search-error")
+	p.Screenshot("search-error")
 }
 
 func same(a, b map[string]int64) bool {
