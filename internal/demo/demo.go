@@ -65,10 +65,11 @@ func curl(src string, args ...string) []string {
 	return append([]string{"curl", "-s", "-m", "5", "-o", "/dev/null", "--interface", src}, args...)
 }
 
-// py sends payloads over TCP or UDP from src with python3 and reads what
-// comes back (for protocols whose clients the lab does not install, and
-// for clients that cannot choose their source address).
-func py(src, proto, dst string, port int, payloads ...string) []string {
+// Python is a command that sends payloads over TCP or UDP from src ("":
+// any) with python3 and reads what comes back, for protocols whose
+// clients the lab does not install and for clients that cannot choose
+// their source address. Payloads may hold \r, \n and \xNN escapes.
+func Python(src, proto, dst string, port int, payloads ...string) []string {
 	script := fmt.Sprintf(`import socket,sys,time
 s=socket.socket(socket.AF_INET, socket.SOCK_%s)
 s.settimeout(3)
@@ -104,7 +105,7 @@ func Sources(blocklist string) []Source {
 			return [][]string{
 				{"masscan", "198.51.100.192/27", "-p22,23,80,443,3389,6379", "--rate", "2000", "--adapter", lab.ScanIF,
 					"--adapter-ip", src, "--adapter-mac", lab.ScanMAC, "--router-mac", lab.GatewayMC, "--wait", "1", "-oL", "/dev/null"},
-				py(src, "tcp", dark(r*7+20), 23, `root\r\n`, `admin\r\n`),
+				Python(src, "tcp", dark(r*7+20), 23, `root\r\n`, `admin\r\n`),
 			}
 		}},
 		{a("192.0.2.13"), "RU", "web exploits: Log4Shell, Shellshock, path traversal", func(src string, r int) [][]string {
@@ -118,13 +119,13 @@ func Sources(blocklist string) []Source {
 			return [][]string{
 				{"ssh", "-b", src, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
 					"-o", "ConnectTimeout=5", "root@" + dark(r*13+40), "true"},
-				py(src, "tcp", dark(r*13+41), 6379, `*1\r\n$4\r\nINFO\r\n`),
+				Python(src, "tcp", dark(r*13+41), 6379, `*1\r\n$4\r\nINFO\r\n`),
 			}
 		}},
 		{a("192.0.2.15"), "NL", "SIP OPTIONS in SIPVicious style, zgrab-style HTTP", func(src string, r int) [][]string {
 			d := dark(r*17 + 90)
 			return [][]string{
-				py(src, "udp", d, 5060, `OPTIONS sip:100@`+d+` SIP/2.0\r\nVia: SIP/2.0/UDP `+src+`:5060;branch=z9hG4bK-1\r\nMax-Forwards: 70\r\nFrom: "sipvicious"<sip:100@`+src+`>;tag=1\r\nTo: "sipvicious"<sip:100@`+src+`>\r\nCall-ID: 1\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n`),
+				Python(src, "udp", d, 5060, `OPTIONS sip:100@`+d+` SIP/2.0\r\nVia: SIP/2.0/UDP `+src+`:5060;branch=z9hG4bK-1\r\nMax-Forwards: 70\r\nFrom: "sipvicious"<sip:100@`+src+`>;tag=1\r\nTo: "sipvicious"<sip:100@`+src+`>\r\nCall-ID: 1\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n`),
 				curl(src, "-A", "Mozilla/5.0 zgrab/0.x", "http://"+dark(r*17+91)+"/"),
 			}
 		}},
@@ -132,7 +133,7 @@ func Sources(blocklist string) []Source {
 			return [][]string{
 				{"ping", "-c", "2", "-W", "1", "-I", src, dark(r*19 + 100)},
 				{"nmap", "-sV", "--version-light", "-Pn", "-n", "-S", src, "-e", lab.ScanIF, "-p", "80", dark(r*19 + 101)},
-				py(src, "tcp", dark(r*19+102), 3389, `\x03\x00\x00\x2a\x25\xe0\x00\x00\x00\x00\x00Cookie: mstshash=administr\r\n\x01\x00\x08\x00\x03\x00\x00\x00`),
+				Python(src, "tcp", dark(r*19+102), 3389, `\x03\x00\x00\x2a\x25\xe0\x00\x00\x00\x00\x00Cookie: mstshash=administr\r\n\x01\x00\x08\x00\x03\x00\x00\x00`),
 				curl(src, "-A", browserUA, "http://"+dark(r*19+103)+"/"),
 			}
 		}},

