@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/vantagehq/vantage/query"
 	"github.com/vantagehq/vantage/record"
 	"github.com/vantagehq/vantage/store"
 )
@@ -146,14 +147,21 @@ func narrow(q, field, value string) string {
 		term = "-" + field + ":*"
 	}
 	q = strings.TrimSpace(q)
-	switch {
-	case q == "":
+	if q == "" {
 		return term
-	case strings.Contains(q, " OR "):
-		return "(" + q + ") " + term
-	default:
-		return q + " " + term
 	}
+	// AND binds tighter than OR: a term added to "a OR b" would join b
+	// alone, so a query whose top is an OR (the parser says, not a
+	// guess at the text) is grouped first
+	if ast, err := query.Parse(q); err != nil || isOr(ast) {
+		return "(" + q + ") " + term
+	}
+	return q + " " + term
+}
+
+func isOr(n query.Node) bool {
+	_, ok := n.(*query.Or)
+	return ok
 }
 
 // quoteValue quotes a value unless it is one plain word of letters,
