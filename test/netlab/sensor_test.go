@@ -499,12 +499,16 @@ func TestSensorTagsRealTools(t *testing.T) {
 		{"shellshock", d(13), []string{"curl", "-s", "-m", "5", "-o", "/dev/null", "-A", "() { :; }; /bin/bash -c 'id'", "http://" + d(13) + "/cgi-bin/status"}, []string{"TCP_SYN", "HTTP_SCANNER", "SHELLSHOCK"}},
 		{"path traversal", d(14), []string{"curl", "-s", "-m", "5", "-o", "/dev/null", "--path-as-is", "http://" + d(14) + "/../../../../etc/passwd"}, []string{"TCP_SYN", "HTTP_SCANNER", "CURL", "PATH_TRAVERSAL"}},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	// masscan 1.3.2 waits for a packet before it exits: a real network is
+	// never silent, the lab can be (CI once lost the whole budget to it)
+	stopTrickle := lab.Trickle()
 	for _, r := range runs {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // one tool cannot eat the others' time
 		out, err := lab.Command(ctx, lab.NSScan, r.cmd[0], r.cmd[1:]...).CombinedOutput()
+		cancel()
 		t.Logf("%s: %v %.120s", r.name, err, strings.TrimSpace(string(out)))
 	}
+	stopTrickle()
 	time.Sleep(2 * time.Second)
 	evs := s.stop(t)
 	got := map[string]map[string]bool{}
