@@ -38,10 +38,15 @@ const (
 	// deleted nor purged.
 	StreamAudit  = "AUDIT"
 	SubjectAudit = "vantage.audit"
+
+	// StreamJobs is the work queue of scan jobs (package job): each job is
+	// taken by one scanner worker and removed once it is done.
+	StreamJobs  = "JOBS"
+	SubjectJobs = "vantage.jobs"
 )
 
 // Key-value buckets for control state.
-var Buckets = []string{"exclusions", "optouts", "apikeys", "watchlists", "scanjobs", "sensors"}
+var Buckets = []string{"exclusions", "optouts", "apikeys", "watchlists", "scanjobs", "sensors", "alerts", "monitor"}
 
 // Config says which bus to use.
 type Config struct {
@@ -183,6 +188,12 @@ func (b *Bus) setup(ctx context.Context) error {
 		DenyDelete: true, DenyPurge: true, MaxMsgSize: 1 << 20,
 	}); err != nil {
 		return fmt.Errorf("stream %s: %w", StreamAudit, err)
+	}
+	if _, err := b.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: StreamJobs, Subjects: []string{SubjectJobs + ".>"}, Storage: jetstream.FileStorage, Replicas: b.cfg.Replicas,
+		Retention: jetstream.WorkQueuePolicy, Duplicates: b.cfg.Duplicate, MaxMsgSize: 4 << 20,
+	}); err != nil {
+		return fmt.Errorf("stream %s: %w", StreamJobs, err)
 	}
 	for _, name := range Buckets {
 		if _, err := b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
