@@ -99,6 +99,7 @@ func (s *Server) routes() {
 	read("GET /api/v1/sensors/matrix", s.matrix)
 	read("GET /api/v1/sensors/timeline", s.timeline)
 	read("POST /api/v1/bulk", s.bulk)
+	read("POST /api/v1/triage", s.triage)
 	read("GET /v3/community/{ip}", s.community)
 	read("GET /internetdb/{ip}", s.internetDB)
 	s.mux.Handle("POST /api/v1/ingest/{stream}", s.wrap("ingest", ScopeScan, s.ingest))

@@ -136,6 +136,11 @@ type Summary struct {
 	Noise          bool       `json:"noise"` // seen by the sensors
 	Classification string     `json:"classification,omitempty"`
 	Actor          string     `json:"actor,omitempty"`
+	// how widely the sensors saw it (0 when not seen): events, distinct
+	// sensors and distinct sensor addresses, as in its Profile
+	Events       int64 `json:"events,omitempty"`
+	Sensors      int64 `json:"sensors,omitempty"`
+	Destinations int64 `json:"destinations,omitempty"`
 }
 
 // Profile is the sensors' view of one source address.

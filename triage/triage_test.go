@@ -2,6 +2,7 @@ package triage
 
 import (
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -78,6 +79,73 @@ func FuzzRead(f *testing.F) {
 		}
 		if hits != st.Matched || st.Matched+st.Unreadable+st.TooLong > st.Lines {
 			t.Fatalf("stats %+v, hits %d", st, hits)
+		}
+	})
+}
+
+// The expressions the hand-written readers stand for.
+var (
+	reFirewallRef = regexp.MustCompile(`\bSRC=([0-9a-fA-F.:]+)`)
+	reDPTRef      = regexp.MustCompile(`\bDPT=(\d{1,5})\b`)
+	reSSHRef      = regexp.MustCompile(`\bsshd(?:-session)?\[\d+\]:.*?(?:from|by)\s+(?:invalid user \S+ |authenticating user \S+ |user \S+ )?\[?([0-9a-fA-F.:]+?)\]?(?:\s+port\s+\d+|$|\s)`)
+	reWebRef      = regexp.MustCompile(`^(\S+) \S+ \S+ \[[^\]]+\] "`)
+)
+
+// FuzzParseLine: the hand-written readers find what the regular
+// expressions find, on any line.
+func FuzzParseLine(f *testing.F) {
+	for _, name := range []string{"nginx.log", "iptables.log", "auth.log", "list.csv"} {
+		b, err := os.ReadFile("testdata/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			f.Add(l)
+		}
+	}
+	for _, l := range []string{"xSRC=1.2.3.4 SRC=5.6.7.8 DPT=123456 DPT=80x DPT=22", "SRC= SRC=::1", "a b c [] \"", "a b c [x] \"", "a\tb c [x] \"",
+		"sshd[1]: from 1.2.3.4 port x sshd[2]: by 5.6.7.8", "DPT=5_ DPT=6", "sshd-session[9]: Connection closed by user bob [2001:db8::1] port 22"} {
+		f.Add(l)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		if strings.ContainsAny(line, "\n") {
+			return
+		}
+		sub := func(re *regexp.Regexp) (string, bool) {
+			if m := re.FindStringSubmatch(line); m != nil {
+				return m[1], true
+			}
+			return "", false
+		}
+		for _, c := range []struct {
+			name     string
+			re       *regexp.Regexp
+			got      string
+			gotMatch bool
+		}{
+			{"firewall", reFirewallRef, "", false},
+			{"ssh", reSSHRef, "", false},
+			{"web", reWebRef, "", false},
+		} {
+			switch c.name {
+			case "firewall":
+				c.got, c.gotMatch = firewallAddr(line)
+			case "ssh":
+				c.got, c.gotMatch = sshAddr(line)
+			case "web":
+				c.got, c.gotMatch = webAddr(line)
+			}
+			if want, ok := sub(c.re); want != c.got || ok != c.gotMatch {
+				t.Errorf("%s of %q: %q %v; the expression says %q %v", c.name, line, c.got, c.gotMatch, want, ok)
+			}
+		}
+		var want uint16
+		if p, ok := sub(reDPTRef); ok {
+			n, _ := strconv.Atoi(p)
+			want = uint16(min(n, 65535))
+		}
+		if got := dpt(line); got != want {
+			t.Errorf("dpt of %q: %d; the expression says %d", line, got, want)
 		}
 	})
 }

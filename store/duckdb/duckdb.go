@@ -28,7 +28,16 @@ type Options struct {
 	MemoryLimit string // e.g. "4GB" (default: DuckDB's, 80% of RAM)
 	Retention   store.Retention
 	Log         *slog.Logger
+	// ReadOnly opens an existing store for reading only (DuckDB's
+	// access_mode=READ_ONLY): no schema changes, no profile refresher, and
+	// writes fail. Another process may read it too, but none may hold it
+	// for writing (a running server): then Open fails with ErrInUse.
+	ReadOnly bool
 }
+
+// ErrInUse is returned by Open when another process holds the database
+// (DuckDB allows one writer process, or any number of readers).
+var ErrInUse = errors.New("the store is in use by another process")
 
 // DB is the DuckDB store.
 type DB struct {
@@ -57,13 +66,19 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	path := filepath.Join(dir, "vantage.duckdb")
+	dsn := path
+	if opts.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("no store in %s: %w", dir, err)
+		}
+		dsn += "?access_mode=READ_ONLY"
+	} else if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("store directory: %w", err)
 	}
-	path := filepath.Join(dir, "vantage.duckdb")
 	// the init function runs for every new connection of the pool, long
 	// after Open returned: it must not use Open's context
-	connector, err := duckdb.NewConnector(path, func(execer driver.ExecerContext) error {
+	connector, err := duckdb.NewConnector(dsn, func(execer driver.ExecerContext) error {
 		for _, s := range settings(opts) {
 			if _, err := execer.ExecContext(context.Background(), s, nil); err != nil {
 				return fmt.Errorf("%s: %w", s, err)
@@ -72,23 +87,25 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+		return nil, openErr(path, err)
 	}
 	s := &DB{path: path, connector: connector, db: sql.OpenDB(connector), opts: opts, log: opts.Log}
 	s.db.SetMaxIdleConns(8)
 	if s.w, err = s.db.Conn(ctx); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+		return nil, openErr(path, err)
 	}
-	for _, stmt := range schema {
-		if _, err := s.w.ExecContext(ctx, stmt); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("create schema (%s...): %w", firstLine(stmt), err)
+	if !opts.ReadOnly {
+		for _, stmt := range schema {
+			if _, err := s.w.ExecContext(ctx, stmt); err != nil {
+				s.Close()
+				return nil, fmt.Errorf("create schema (%s...): %w", firstLine(stmt), err)
+			}
 		}
-	}
-	if err := s.prepareWriter(ctx); err != nil {
-		s.Close()
-		return nil, err
+		if err := s.prepareWriter(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	if err := s.loadSeqs(ctx); err != nil {
 		s.Close()
@@ -98,9 +115,19 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 		s.Close()
 		return nil, err
 	}
-	s.closing, s.refreshDone = make(chan struct{}), make(chan struct{})
-	go s.refresher()
+	if !opts.ReadOnly {
+		s.closing, s.refreshDone = make(chan struct{}), make(chan struct{})
+		go s.refresher()
+	}
 	return s, nil
+}
+
+// openErr says ErrInUse when DuckDB could not lock the file.
+func openErr(path string, err error) error {
+	if m := err.Error(); strings.Contains(m, "Could not set lock") || strings.Contains(m, "Conflicting lock") {
+		return fmt.Errorf("open store %s: %w (%v)", path, ErrInUse, err)
+	}
+	return fmt.Errorf("open store %s: %w", path, err)
 }
 
 func settings(opts Options) []string {

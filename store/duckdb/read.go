@@ -834,7 +834,7 @@ func (s *DB) Summaries(ctx context.Context, ips []netip.Addr) ([]store.Summary, 
 			max(s.last_seen) AS last_seen
 		FROM services s JOIN q ON s.ip_lo = q.lo AND s.ip_hi = q.hi GROUP BY ALL)
 	SELECT q.i, svc.ports, svc.cpes, svc.tags, svc.vulns, svc.last_seen,
-		p.classification, p.actor, p.last_seen, p.tags
+		p.classification, p.actor, p.last_seen, p.tags, p.events, len(p.sensors), len(p.dsts)
 	FROM q LEFT JOIN svc ON svc.ip_lo = q.lo AND svc.ip_hi = q.hi
 	LEFT JOIN profiles p ON p.src_lo = q.lo AND p.src_hi = q.hi ORDER BY q.i`
 	rows, err := s.db.QueryContext(ctx, q)
@@ -850,13 +850,15 @@ func (s *DB) Summaries(ctx context.Context, ips []netip.Addr) ([]store.Summary, 
 			ptags                    any
 			svcSeen, profSeen        sql.NullTime
 			class, actor             sql.NullString
+			events, sensors, dsts    sql.NullInt64
 		)
-		if err := rows.Scan(&i, &ports, &cpes, &tags, &vulns, &svcSeen, &class, &actor, &profSeen, &ptags); err != nil {
+		if err := rows.Scan(&i, &ports, &cpes, &tags, &vulns, &svcSeen, &class, &actor, &profSeen, &ptags, &events, &sensors, &dsts); err != nil {
 			return nil, fmt.Errorf("summaries: %w", err)
 		}
 		sm := store.Summary{IP: ips[i].Unmap(), Ports: u16List(ports), CPEs: nonNil(strList(cpes)),
 			Tags: nonNil(strList(tags)), Vulns: nonNil(strList(vulns)), Noise: class.Valid,
-			Classification: class.String, Actor: actor.String}
+			Classification: class.String, Actor: actor.String,
+			Events: events.Int64, Sensors: sensors.Int64, Destinations: dsts.Int64}
 		sm.Tags = append(sm.Tags, strList(ptags)...)
 		for _, t := range []sql.NullTime{svcSeen, profSeen} {
 			if t.Valid && t.Time.After(sm.LastSeen) {
