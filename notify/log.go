@@ -1,0 +1,37 @@
+package notify
+
+import (
+	"context"
+	"log/slog"
+)
+
+// Log writes messages to a logger at Warn level, with the event, id and
+// subject as attributes. It never fails.
+type Log struct {
+	Log *slog.Logger // nil: slog.Default()
+}
+
+// Name returns "log".
+func (Log) Name() string { return "log" }
+
+// Send logs m: the log message is m.Text (m.Subject when Text is empty).
+func (l Log) Send(ctx context.Context, m Message) error {
+	lg := l.Log
+	if lg == nil {
+		lg = slog.Default()
+	}
+	msg := m.Text
+	if msg == "" {
+		msg = m.Subject
+	}
+	attrs := []slog.Attr{
+		slog.String("event", m.Event),
+		slog.String("id", m.ID),
+		slog.String("subject", m.Subject),
+	}
+	if !m.Time.IsZero() {
+		attrs = append(attrs, slog.Time("at", m.Time))
+	}
+	lg.LogAttrs(context.WithoutCancel(ctx), slog.LevelWarn, msg, attrs...)
+	return nil
+}
