@@ -14,20 +14,23 @@ type Log struct {
 // Name returns "log".
 func (Log) Name() string { return "log" }
 
-// Send logs m: the log message is m.Text (m.Subject when Text is empty).
+// Send logs m: the log message is m.Subject, one line a log search finds
+// (m.Text when there is no subject); the text goes with it as an attribute.
 func (l Log) Send(ctx context.Context, m Message) error {
 	lg := l.Log
 	if lg == nil {
 		lg = slog.Default()
 	}
-	msg := m.Text
+	msg := m.Subject
 	if msg == "" {
-		msg = m.Subject
+		msg = m.Text
 	}
 	attrs := []slog.Attr{
 		slog.String("event", m.Event),
 		slog.String("id", m.ID),
-		slog.String("subject", m.Subject),
+	}
+	if m.Text != "" && m.Text != msg {
+		attrs = append(attrs, slog.String("text", m.Text))
 	}
 	if !m.Time.IsZero() {
 		attrs = append(attrs, slog.Time("at", m.Time))

@@ -126,9 +126,11 @@ func TestMulti(t *testing.T) {
 func TestLog(t *testing.T) {
 	for _, tc := range []struct {
 		name, text, subject, wantMsg string
+		wantText                     any // the "text" attribute, nil when absent
 	}{
-		{"text is the line", "192.0.2.7 scanned 1000 ports", "scan", "192.0.2.7 scanned 1000 ports"},
-		{"subject when no text", "", "scan", "scan"},
+		{"subject is the line, text goes along", "192.0.2.7 scanned 1000 ports", "scan", "scan", "192.0.2.7 scanned 1000 ports"},
+		{"subject alone", "", "scan", "scan", nil},
+		{"text when no subject", "192.0.2.7 scanned 1000 ports", "", "192.0.2.7 scanned 1000 ports", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -145,7 +147,7 @@ func TestLog(t *testing.T) {
 			if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
 				t.Fatalf("%s: %v", buf.Bytes(), err)
 			}
-			for k, v := range map[string]any{"level": "WARN", "msg": tc.wantMsg, "event": "alert", "id": "d-1", "subject": tc.subject} {
+			for k, v := range map[string]any{"level": "WARN", "msg": tc.wantMsg, "event": "alert", "id": "d-1", "text": tc.wantText} {
 				if rec[k] != v {
 					t.Errorf("%s = %v, want %v (record %s)", k, rec[k], v, buf.Bytes())
 				}
