@@ -21,11 +21,14 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/vantagehq/vantage/eol"
 	"github.com/vantagehq/vantage/exclusion"
+	"github.com/vantagehq/vantage/monitor"
 	"github.com/vantagehq/vantage/optout"
 	"github.com/vantagehq/vantage/query"
 	"github.com/vantagehq/vantage/record"
 	"github.com/vantagehq/vantage/store"
+	"github.com/vantagehq/vantage/vuln"
 )
 
 // Config wires the API.
@@ -47,7 +50,12 @@ type Config struct {
 	// opted-out ranges from public lookups.
 	OptOut     *optout.Service
 	Exclusions *exclusion.Tracker
-	Log        *slog.Logger
+	// Monitor runs watchlists and alerts (nil: not offered); Vulns and
+	// EOL feed the exposure score (either may be nil).
+	Monitor *monitor.Monitor
+	Vulns   func(cpe string) []vuln.Vuln
+	EOL     *eol.Table
+	Log     *slog.Logger
 }
 
 // Server is the API's HTTP handler.
@@ -99,12 +107,14 @@ func (s *Server) routes() {
 	read("GET /api/v1/sensors/matrix", s.matrix)
 	read("GET /api/v1/sensors/timeline", s.timeline)
 	read("POST /api/v1/bulk", s.bulk)
+	read("GET /api/v1/exposure/{ip}", s.exposure)
 	read("POST /api/v1/triage", s.triage)
 	read("GET /v3/community/{ip}", s.community)
 	read("GET /internetdb/{ip}", s.internetDB)
 	s.mux.Handle("POST /api/v1/ingest/{stream}", s.wrap("ingest", ScopeScan, s.ingest))
 	s.mux.Handle("GET /api/v1/exclusions", s.wrap("exclusions", ScopeScan, s.exclusions))
 	s.optoutRoutes()
+	s.monitorRoutes()
 	s.mux.Handle("GET /api/v1/keys", s.wrap("keys", ScopeAdmin, s.listKeys))
 	s.mux.Handle("POST /api/v1/keys", s.wrap("keys", ScopeAdmin, s.createKey))
 	s.mux.Handle("DELETE /api/v1/keys/{id}", s.wrap("keys", ScopeAdmin, s.deleteKey))

@@ -23,10 +23,13 @@ const (
 	ScopeRead  = "read"  // lookups, search, statistics
 	ScopeScan  = "scan"  // publish scan results and sensor events
 	ScopeAdmin = "admin" // manage keys, see usage
+	// ScopeMonitor manages watchlists, alerts and mutes: what a team owns
+	// is its own business, so reading them needs it too
+	ScopeMonitor = "monitor"
 )
 
 // Scopes lists the valid scopes.
-var Scopes = []string{ScopeRead, ScopeScan, ScopeAdmin}
+var Scopes = []string{ScopeRead, ScopeScan, ScopeMonitor, ScopeAdmin}
 
 // Key is an API key as stored: the secret itself is never stored, only
 // its SHA-256.

@@ -139,6 +139,9 @@ func (b *Bus) startEmbedded() error {
 			return fmt.Errorf("embedded bus: listen address %q: %w", b.cfg.Listen, err)
 		}
 		opts.Host, opts.Port = host, port
+		if port == 0 {
+			opts.Port = server.RANDOM_PORT // a free port; ClientURL names it
+		}
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {

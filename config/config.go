@@ -19,14 +19,15 @@ import (
 
 // Server configures `vantage server` (and the server part of `vantage up`).
 type Server struct {
-	Data   string `toml:"data" doc:"data directory: the embedded bus, the store and the geo databases live here"`
-	Listen string `toml:"listen" doc:"address of the HTTP API (and later the web UI)"`
-	Bus    Bus    `toml:"bus"`
-	Store  Store  `toml:"store"`
-	Geo    Geo    `toml:"geo"`
-	API    API    `toml:"api"`
-	OptOut OptOut `toml:"optout"`
-	Vuln   Vuln   `toml:"vuln"`
+	Data    string  `toml:"data" doc:"data directory: the embedded bus, the store and the geo databases live here"`
+	Listen  string  `toml:"listen" doc:"address of the HTTP API (and later the web UI)"`
+	Bus     Bus     `toml:"bus"`
+	Store   Store   `toml:"store"`
+	Geo     Geo     `toml:"geo"`
+	API     API     `toml:"api"`
+	OptOut  OptOut  `toml:"optout"`
+	Vuln    Vuln    `toml:"vuln"`
+	Monitor Monitor `toml:"monitor"`
 }
 
 // Bus says which NATS to use.
@@ -68,6 +69,18 @@ type Vuln struct {
 	Dir string `toml:"dir" doc:"directory of NVD CVE JSON 2.0 feeds and the CISA KEV catalog (*.json, *.json.gz) to match services' CPEs against; empty = <data>/vulns"`
 }
 
+// Monitor tunes watchlists' rescans and alerts.
+type Monitor struct {
+	GoneAfter    int      `toml:"gone_after" doc:"rescans in a row a service must miss before it is reported gone"`
+	CertWarn     Duration `toml:"cert_warn" doc:"alert on certificates that expire within this"`
+	EOLFile      string   `toml:"eol_file" doc:"end-of-life dates of your own (JSON, the format of eol/data/eol.json) over the built-in ones"`
+	SMTPAddr     string   `toml:"smtp_addr" doc:"SMTP server (host:port) for watchlists' e-mail alerts; empty = no e-mail"`
+	SMTPFrom     string   `toml:"smtp_from" doc:"sender address of alert e-mail"`
+	SMTPUser     string   `toml:"smtp_user" doc:"SMTP login (AUTH PLAIN, only over TLS unless the server is on loopback)"`
+	SMTPPassword string   `toml:"smtp_password" doc:"SMTP password"`
+	SMTPTLS      string   `toml:"smtp_tls" doc:"starttls (when offered; required with a login), tls (implicit, port 465) or none"`
+}
+
 // OptOut sets how opt-out requests are decided.
 type OptOut struct {
 	MaxPrefix4    int    `toml:"max_prefix_v4" doc:"an IPv4 opt-out wider than this prefix (a /15 is wider than /16) always needs an operator"`
@@ -97,7 +110,8 @@ func Default() Server {
 		}},
 		API: API{Anonymous: true, QueryTimeout: Duration(10 * time.Second), MaxRows: 1000,
 			RateLimit: 50, Burst: 100, MaxBody: 16 << 20},
-		OptOut: OptOut{MaxPrefix4: 16, MaxPrefix6: 32, Collected: "hide"},
+		OptOut:  OptOut{MaxPrefix4: 16, MaxPrefix6: 32, Collected: "hide"},
+		Monitor: Monitor{GoneAfter: 2, CertWarn: Duration(30 * 24 * time.Hour), SMTPTLS: "starttls", SMTPFrom: "vantage@localhost"},
 	}
 }
 
@@ -149,6 +163,10 @@ func (c *Server) Check() error {
 		return errors.New("config: api.rate_limit and api.burst must not be negative")
 	case c.Bus.Replicas < 1 || c.Bus.Replicas > 5:
 		return fmt.Errorf("config: bus.replicas %d: want 1-5", c.Bus.Replicas)
+	case c.Monitor.GoneAfter < 1 || c.Monitor.GoneAfter > 100:
+		return fmt.Errorf("config: monitor.gone_after %d: want 1-100", c.Monitor.GoneAfter)
+	case c.Monitor.SMTPTLS != "starttls" && c.Monitor.SMTPTLS != "tls" && c.Monitor.SMTPTLS != "none":
+		return fmt.Errorf("config: monitor.smtp_tls %q: want starttls, tls or none", c.Monitor.SMTPTLS)
 	case c.OptOut.Collected != "hide" && c.OptOut.Collected != "purge":
 		return fmt.Errorf("config: optout.collected %q: want hide or purge", c.OptOut.Collected)
 	case c.OptOut.MaxPrefix4 < 8 || c.OptOut.MaxPrefix4 > 32 || c.OptOut.MaxPrefix6 < 16 || c.OptOut.MaxPrefix6 > 128:

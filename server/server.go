@@ -25,9 +25,13 @@ import (
 	"github.com/vantagehq/vantage/bus"
 	"github.com/vantagehq/vantage/config"
 	"github.com/vantagehq/vantage/enrich"
+	"github.com/vantagehq/vantage/eol"
 	"github.com/vantagehq/vantage/exclusion"
 	"github.com/vantagehq/vantage/ingest"
 	"github.com/vantagehq/vantage/internal/version"
+	"github.com/vantagehq/vantage/job"
+	"github.com/vantagehq/vantage/monitor"
+	"github.com/vantagehq/vantage/notify"
 	"github.com/vantagehq/vantage/optout"
 	"github.com/vantagehq/vantage/record"
 	"github.com/vantagehq/vantage/store"
@@ -125,11 +129,16 @@ func RunOptions(ctx context.Context, cfg config.Server, log *slog.Logger, opt Op
 	metrics := api.NewMetrics(nil)
 	registerMetrics(metrics.Registry, in, st, b)
 
+	mon, err := openMonitor(ctx, cfg, b, st, vulns, "http://"+cfg.Listen, log)
+	if err != nil {
+		return err
+	}
+
 	srv := api.New(api.Config{
 		Store: st, Keys: keys, Anonymous: cfg.API.Anonymous, QueryTimeout: time.Duration(cfg.API.QueryTimeout),
 		MaxRows: cfg.API.MaxRows, RateLimit: cfg.API.RateLimit, Burst: cfg.API.Burst, MaxBody: cfg.API.MaxBody,
 		Metrics: metrics, Log: log, PublicURL: "http://" + cfg.Listen,
-		OptOut: optouts, Exclusions: tracker,
+		OptOut: optouts, Exclusions: tracker, Monitor: mon, Vulns: vulns.All, EOL: mon.EOL(),
 		Publish: func(ctx context.Context, stream string, batch *record.Batch) error {
 			s := bus.StreamResults
 			if stream == "events" {
@@ -161,7 +170,11 @@ func RunOptions(ctx context.Context, cfg config.Server, log *slog.Logger, opt Op
 	// every goroutine below is owned here and ends before Run returns
 	ictx, stopIngest := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(5 + len(opt.Listeners))
+	wg.Add(6 + len(opt.Listeners))
+	go func() {
+		defer wg.Done()
+		mon.Run(ictx)
+	}()
 	go func() {
 		defer wg.Done()
 		vulns.load(ictx, cfg.Vuln.Dir, cfg.Data, log)
@@ -260,6 +273,35 @@ func optOuts(ctx context.Context, b *bus.Bus, cfg config.OptOut, st store.Store)
 	return svc, exclusion.NewTracker(), nil
 }
 
+// openMonitor opens the watchlists' monitor with its notifiers and
+// end-of-life table.
+func openMonitor(ctx context.Context, cfg config.Server, b *bus.Bus, st store.Store, vulns *vulnAdapter, publicURL string, log *slog.Logger) (*monitor.Monitor, error) {
+	jobs, err := job.Open(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	table := eol.Default()
+	if cfg.Monitor.EOLFile != "" {
+		table = table.Clone() // Default is shared
+		f, err := os.Open(cfg.Monitor.EOLFile)
+		if err != nil {
+			return nil, fmt.Errorf("monitor.eol_file: %w", err)
+		}
+		own, err := eol.Load(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("monitor.eol_file %s: %w", cfg.Monitor.EOLFile, err)
+		}
+		table.Merge(own)
+	}
+	var mail *notify.SMTP
+	if mc := cfg.Monitor; mc.SMTPAddr != "" {
+		mail = &notify.SMTP{Addr: mc.SMTPAddr, From: mc.SMTPFrom, Username: mc.SMTPUser, Password: mc.SMTPPassword, TLS: mc.SMTPTLS}
+	}
+	return monitor.New(ctx, monitor.Config{Bus: b, Store: st, Jobs: jobs, Vulns: vulns.All, EOL: table, SMTP: mail,
+		GoneAfter: cfg.Monitor.GoneAfter, CertWarn: time.Duration(cfg.Monitor.CertWarn), PublicURL: publicURL, Log: log})
+}
+
 // vulnAdapter gives ingest the CVEs of a CPE once the feeds are loaded
 // (loading a multi-GB NVD feed takes a while; services stored before have
 // the vulns their producer gave).
@@ -275,6 +317,16 @@ func (v *vulnAdapter) Match(cpe string) []string {
 		ids = append(ids, m.ID)
 	}
 	return ids
+}
+
+// All is every CVE of a CPE, with scores and known-exploited flags (none
+// until the feeds are loaded).
+func (v *vulnAdapter) All(cpe string) []vuln.Vuln {
+	db := v.db.Load()
+	if db == nil {
+		return nil
+	}
+	return db.Match(cpe)
 }
 
 // load reads every feed in dir (default <data>/vulns); none is not an error.

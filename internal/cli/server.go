@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -14,6 +16,8 @@ import (
 
 func newServerCmd() *cobra.Command {
 	var file string
+	var worker bool
+	var allowReserved []string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the platform: bus, ingest, store and the API",
@@ -47,7 +51,22 @@ environment variables, then these flags.`,
 			if err := cfg.Check(); err != nil {
 				return usageError{err}
 			}
+			if worker && cfg.Bus.URL == "" && cfg.Bus.Listen == "" {
+				cfg.Bus.Listen = "127.0.0.1:0" // the worker is a bus client like any other
+			}
+			wctx, stopWorker := context.WithCancel(cmd.Context())
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			defer stopWorker()
 			err = server.Run(cmd.Context(), cfg, log, func(r server.Running) {
+				if worker {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						workInProcess(wctx, r.NATS, allowReserved, cmd.ErrOrStderr(), log)
+					}()
+					fmt.Fprintf(cmd.ErrOrStderr(), "vantage: a scan worker runs in this process (watchlists' rescans)\n")
+				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "vantage: API on %s (data in %s)\n", r.URL, cfg.Data)
 				if r.NATS != "" {
 					fmt.Fprintf(cmd.ErrOrStderr(), "vantage: scanners and sensors can publish to %s\n", r.NATS)
@@ -72,6 +91,8 @@ environment variables, then these flags.`,
 	f.String("nats-listen", "", "let scanners and sensors reach the embedded bus on this address (bus.listen)")
 	f.String("overrides", "", "geo overrides file (geo.overrides)")
 	f.String("geo-dir", "", "directory of the geo databases written by scripts/geodata.sh (geo.dir)")
+	f.BoolVar(&worker, "scan-worker", false, "also run a scanner worker in this process for watchlists' rescans (raw SYN as root, connect() otherwise); else run 'vantage scanner'")
+	f.StringArrayVar(&allowReserved, "scan-allow-reserved", nil, "let the in-process worker scan this reserved `CIDR`; repeatable")
 	return cmd
 }
 

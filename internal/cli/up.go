@@ -111,6 +111,7 @@ type upRun struct {
 	stderr   io.Writer
 	url      string // the server, from this process
 	labURL   string // the server, from inside the lab (--demo)
+	nats     string // the bus, for the scan worker
 	keyFile  string
 	key      string
 	work     string // <data>/up: logs, scan output, the demo's files
@@ -199,7 +200,7 @@ func (u *upRun) serve(ctx context.Context, extra []net.Listener, roles func(ctx 
 	}()
 	select {
 	case r := <-started:
-		u.url = r.URL
+		u.url, u.nats = r.URL, r.NATS
 		if r.AdminKey != "" {
 			u.say("the first admin API key is in %s", r.AdminKey)
 		}
@@ -270,7 +271,23 @@ func (u *upRun) runLocal(ctx context.Context) error {
 	if len(addrs) == 0 {
 		return usagef("no address of this machine is left to scan")
 	}
+	if u.cfg.Bus.URL == "" && u.cfg.Bus.Listen == "" {
+		u.cfg.Bus.Listen = "127.0.0.1:0" // for the scan worker below
+	}
+	var ownReserved []string
+	for _, a := range addrs {
+		if reserved(a) {
+			ownReserved = append(ownReserved, a.String()+"/32")
+		}
+	}
 	return u.serve(ctx, nil, func(ctx context.Context, wg *sync.WaitGroup) error {
+		// watchlists' rescans (vantage monitor) run here; reserved space
+		// only where it is this machine's own
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			workInProcess(ctx, u.nats, ownReserved, u.stderr, u.log)
+		}()
 		if u.f.sensorIF != "" {
 			if os.Geteuid() != 0 {
 				u.say("sensor off: it needs root (raw capture, nftables); run up as root with --sensor-interface and --sensor-addresses")

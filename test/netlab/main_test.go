@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -26,6 +27,10 @@ var (
 	binary  string // the vantage binary under test
 	skipWhy string
 )
+
+// The main goroutine keeps the main thread, so that netns.Listen (which
+// moves a thread into a lab namespace for a moment) never picks it.
+func init() { runtime.LockOSThread() }
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
