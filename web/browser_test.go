@@ -9,7 +9,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/vantagehq/vantage/api"
 	"github.com/vantagehq/vantage/internal/browser"
+	"github.com/vantagehq/vantage/monitor"
 )
 
 // TestInChromium drives the pages in a real headless Chromium: the
@@ -89,6 +91,11 @@ func TestInChromium(t *testing.T) {
 	if s := p.String(`[...document.querySelectorAll('article.service')].map(a => a.dataset.port + '/' + a.dataset.product).join(',')`); s != "22/OpenSSH,80/nginx" {
 		t.Errorf("services on the IP page: %s", s)
 	}
+	var ex api.ExposureView
+	getJSON(t, srv.URL+"/api/v1/exposure/192.0.2.44", &ex)
+	if score, parts := p.String(`document.getElementById('exposure-score').textContent`), p.Counts(`({n: document.querySelectorAll('#exposure-parts tbody tr').length})`)["n"]; score != strconv.Itoa(ex.Score) || parts != int64(len(ex.Parts)) {
+		t.Errorf("the IP page's exposure: score %q, %d parts; the API: %d, %d parts", score, parts, ex.Score, len(ex.Parts))
+	}
 	p.Screenshot("ip-services")
 	p.Do("a scanner's page", chromedp.Navigate(srv.URL+"/ip/203.0.113.99"), chromedp.WaitVisible(chromedp.ID("verdict")))
 	if v, tags := p.String(`document.getElementById('verdict').textContent`), p.String(`[...document.querySelectorAll('#iptags a')].map(a => a.dataset.tag).sort().join(',')`); v != "malicious" || tags != "MIRAI,TELNET_SCANNER" {
@@ -164,4 +171,59 @@ func TestOptOutInChromium(t *testing.T) {
 		t.Errorf("the person's page says %q after the approval", st)
 	}
 	p.Screenshot("optout-approved")
+}
+
+// TestMonitorInChromium: an operator signs in on the monitor page with a
+// monitor key, adds a watchlist with the form and sees it in the table
+// (and in the API); every field has a label; the alert the monitor raises
+// for an address of the watchlist seen scanning is acknowledged with its
+// button.
+func TestMonitorInChromium(t *testing.T) {
+	p := browser.Open(t, "web", 2*time.Minute)
+	e := monitorSite(t)
+	p.Do("sign in", chromedp.Navigate(e.base+"/monitor"), chromedp.WaitVisible(chromedp.ID("key")),
+		chromedp.SendKeys(chromedp.ID("key"), e.keys[api.ScopeMonitor]), chromedp.Submit(chromedp.ID("key")),
+		chromedp.WaitVisible(chromedp.ID("watchlists")))
+	if bare := p.String(`[...document.querySelectorAll('main input:not([type=hidden]), main textarea, main select')].filter(i => !i.labels.length && !i.getAttribute('aria-label')).map(i => i.name || i.id).join(',')`); bare != "" {
+		t.Errorf("fields without a label: %s", bare)
+	}
+	p.Do("fill the form", chromedp.SendKeys(chromedp.ID("wl-name"), "lab"),
+		chromedp.SendKeys(chromedp.ID("wl-cidrs"), "203.0.113.64/28\n192.0.2.44"),
+		chromedp.SendKeys(chromedp.ID("wl-domains"), "example.com"), chromedp.SendKeys(chromedp.ID("wl-every"), "6h"),
+		chromedp.SendKeys(chromedp.ID("wl-hook"), e.hook.URL+"/hook"), chromedp.SendKeys(chromedp.ID("wl-secret"), "s3cret"))
+	p.Screenshot("monitor-form")
+	p.Do("save", chromedp.Click(chromedp.ID("wl-save")), chromedp.WaitVisible(chromedp.CSS(`#watchlists tr[data-name="lab"]`)))
+	if cidrs := p.String(`document.querySelector('#watchlists tr[data-name="lab"] .cidrs').textContent`); cidrs != "192.0.2.44/32, 203.0.113.64/28" {
+		t.Errorf("the table shows CIDRs %q", cidrs)
+	}
+	var lists monitorList
+	if e.api(t, e.keys[api.ScopeMonitor], "GET", "/api/v1/monitors", &lists); len(lists.Watchlists) != 1 || lists.Watchlists[0].Name != "lab" ||
+		time.Duration(lists.Watchlists[0].Every) != 6*time.Hour {
+		t.Errorf("the API has %+v", lists)
+	}
+	// the monitor finds 203.0.113.66 in the sensors' events: an alert
+	var alerts alertList
+	for deadline := time.Now().Add(30 * time.Second); alerts.Total == 0; time.Sleep(300 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no alert after 30 s")
+		}
+		e.api(t, e.keys[api.ScopeMonitor], "GET", "/api/v1/alerts?state=open", &alerts)
+	}
+	id := alerts.Alerts[0].ID
+	p.Do("reload", chromedp.Navigate(e.base+"/monitor"), chromedp.WaitVisible(chromedp.CSS(`#alerts tr[data-id="`+id+`"]`)))
+	p.Screenshot("monitor-alert")
+	p.Do("acknowledge", chromedp.Click(chromedp.CSS(`#alerts tr[data-id="`+id+`"] button[data-action="ack"]`)),
+		chromedp.WaitVisible(chromedp.ID("monitor-done")))
+	var a monitor.Alert
+	if e.api(t, e.keys[api.ScopeMonitor], "GET", "/api/v1/alerts/"+id, &a); a.State != monitor.Acked {
+		t.Errorf("after the button the alert is %q", a.State)
+	}
+	if n := p.Counts(`({n: document.querySelectorAll('#alerts tr[data-id="` + id + `"]').length})`)["n"]; n != 0 {
+		t.Error("the acknowledged alert is still listed as open")
+	}
+	p.Do("phone", chromedp.EmulateViewport(390, 844), chromedp.Navigate(e.base+"/monitor"), chromedp.WaitVisible(chromedp.ID("watchlists")))
+	if w := p.Counts(`({w: document.documentElement.scrollWidth})`)["w"]; w > 392 {
+		t.Errorf("the monitor page is %d px wide on a 390 px phone", w)
+	}
+	p.Screenshot("monitor-phone")
 }

@@ -25,6 +25,9 @@ type ipData struct {
 	Tags     []tagWord // of the sensor profile, with their intention
 	Ports    []portCount
 	Answer   string // is it scanning everyone or only you?
+	Exposure *api.ExposureView
+	// ExposureError says why the score is missing on a host with services
+	ExposureError string
 }
 
 type serviceView struct {
@@ -64,6 +67,17 @@ func (s *Site) ip(w http.ResponseWriter, r *http.Request) {
 			}
 			sort.Slice(v.Data, func(i, j int) bool { return v.Data[i].Key < v.Data[j].Key })
 			d.Services = append(d.Services, v)
+		}
+		if len(host.Services) > 0 {
+			var ex api.ExposureView
+			if err := s.call(r, "/api/v1/exposure/"+url.PathEscape(arg), nil, &ex); err != nil {
+				if r.Context().Err() != nil {
+					return
+				}
+				d.ExposureError = errText(err)
+			} else {
+				d.Exposure = &ex
+			}
 		}
 	}
 	if sensorErr == nil {

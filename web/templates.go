@@ -6,11 +6,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vantagehq/vantage/monitor"
 )
 
 // pageNames are the templates in templates/, each drawn inside layout.html
 // (live.html is the overview's panels alone).
-var pageNames = []string{"overview", "live", "search", "ip", "about", "optout", "optout-status", "admin", "admin-login", "error"}
+var pageNames = []string{"overview", "live", "search", "ip", "about", "optout", "optout-status", "admin", "admin-login", "monitor", "monitor-login", "error"}
 
 var funcs = template.FuncMap{
 	"num":   num,
@@ -27,8 +29,16 @@ var funcs = template.FuncMap{
 		}
 		return strings.Join(s, ", ")
 	},
-	"eventPort": eventPort,
-	"add":       func(a, b int) int { return a + b },
+	"eventPort":    eventPort,
+	"add":          func(a, b int) int { return a + b },
+	"every":        func(d monitor.Duration) string { return shortDuration(time.Duration(d)) },
+	"defaultPorts": func(p string) bool { return p == monitor.DefaultPorts },
+	"day": func(t time.Time) string {
+		if t.IsZero() {
+			return "unknown"
+		}
+		return t.UTC().Format("2006-01-02")
+	},
 }
 
 func parsePages() (map[string]*template.Template, error) {
@@ -90,4 +100,19 @@ func ago(t time.Time) string {
 	default:
 		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
 	}
+}
+
+// shortDuration writes 24h, 1h30m, 7d rather than 24h0m0s.
+func shortDuration(d time.Duration) string {
+	if d >= 48*time.Hour && d%(24*time.Hour) == 0 {
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -92,6 +92,14 @@ func New(cfg Config) (*Site, error) {
 	s.mux.HandleFunc("POST /admin/login", s.adminLogin)
 	s.mux.HandleFunc("POST /admin/logout", s.adminLogout)
 	s.mux.HandleFunc("POST /admin/optouts/{id}/{action}", s.adminDecide)
+	s.mux.HandleFunc("GET /monitor", s.monitor)
+	s.mux.HandleFunc("POST /monitor/login", s.monitorLogin)
+	s.mux.HandleFunc("POST /monitor/logout", s.monitorLogout)
+	s.mux.HandleFunc("POST /monitor/watchlists", s.monitorSave)
+	s.mux.HandleFunc("POST /monitor/watchlists/{name}/{action}", s.monitorWatchlist)
+	s.mux.HandleFunc("POST /monitor/alerts/{id}/{action}", s.monitorAlert)
+	s.mux.HandleFunc("POST /monitor/mutes", s.monitorMuteAdd)
+	s.mux.HandleFunc("POST /monitor/mutes/{id}/remove", s.monitorUnmute)
 	s.mux.Handle("/", cfg.API)
 	return s, nil
 }
@@ -108,7 +116,7 @@ func cacheFor(d time.Duration, h http.Handler) http.Handler {
 	})
 }
 
-// apiError is an API answer other than 200, with its body.
+// apiError is an API answer other than 2xx, with its body.
 type apiError struct {
 	Status int
 	Body   api.ErrorBody
@@ -167,17 +175,34 @@ func (s *Site) send(r *http.Request, method, path string, q url.Values, body any
 	if k := r.Header.Get("X-Api-Key"); k != "" {
 		req.Header.Set("X-Api-Key", k)
 	}
-	if c, err := r.Cookie("vantage_key"); err == nil && req.Header.Get("Authorization") == "" {
+	fromCookie := false
+	if c, err := r.Cookie(keyCookie); err == nil && req.Header.Get("Authorization") == "" && req.Header.Get("X-Api-Key") == "" {
 		req.Header.Set("Authorization", "Bearer "+c.Value)
+		fromCookie = true
 	}
 	w := &bufferWriter{header: http.Header{}}
 	s.cfg.API.ServeHTTP(w, req)
-	if w.status != http.StatusOK && w.status != http.StatusCreated {
+	if fromCookie && w.status == http.StatusForbidden && method == http.MethodGet {
+		// the signed-in key (say, one with only the monitor scope) may
+		// lack a scope the public pages need: ask as a visitor without
+		// one, and keep the key's refusal if the visitor is refused too
+		anon := req.Clone(req.Context())
+		anon.Header.Del("Authorization")
+		w2 := &bufferWriter{header: http.Header{}}
+		s.cfg.API.ServeHTTP(w2, anon)
+		if w2.status != http.StatusUnauthorized && w2.status != http.StatusForbidden {
+			w = w2
+		}
+	}
+	if w.status < 200 || w.status > 299 {
 		e := &apiError{Status: w.status}
 		if json.Unmarshal(w.body.Bytes(), &e.Body) != nil || e.Body.Error == "" {
 			e.Body.Error = strings.TrimSpace(w.body.String())
 		}
 		return e
+	}
+	if w.body.Len() == 0 || out == nil {
+		return nil // 204 No Content, or an answer nobody reads
 	}
 	if err := json.Unmarshal(w.body.Bytes(), out); err != nil {
 		return fmt.Errorf("api answer of %s: %w", path, err)

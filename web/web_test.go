@@ -8,6 +8,7 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -304,7 +305,7 @@ func TestIPPage(t *testing.T) {
 // answers under the UI.
 func TestPagesAreSelfContained(t *testing.T) {
 	srv, _ := site(t)
-	for _, p := range []string{"/", "/search", "/search?q=port:22", "/ip/192.0.2.44", "/about", "/optout"} {
+	for _, p := range []string{"/", "/search", "/search?q=port:22", "/ip/192.0.2.44", "/about", "/optout", "/monitor"} {
 		code, page := get(t, srv.URL+p)
 		if code != 200 {
 			t.Errorf("%s: %d", p, code)
@@ -362,5 +363,46 @@ func TestWorldMapCoversCountries(t *testing.T) {
 	sort.Strings(missing)
 	if len(missing) > 0 || len(m.Countries) < 200 {
 		t.Errorf("map has %d countries; missing %v", len(m.Countries), missing)
+	}
+}
+
+// TestIPExposure: a host with services shows the API's exposure score,
+// level, formula and parts, and links to how it is computed; an address
+// with no services shows none.
+func TestIPExposure(t *testing.T) {
+	srv, _ := site(t)
+	var ex api.ExposureView
+	getJSON(t, srv.URL+"/api/v1/exposure/192.0.2.44", &ex)
+	if len(ex.Parts) == 0 || ex.Score == 0 {
+		t.Fatalf("the fixture's host scores %+v", ex)
+	}
+	code, page := get(t, srv.URL+"/ip/192.0.2.44")
+	if code != 200 {
+		t.Fatalf("%d", code)
+	}
+	for _, want := range []string{fmt.Sprintf(`id="exposure" data-score="%d" data-level="%s"`, ex.Score, ex.Level),
+		fmt.Sprintf(`<span class="big" id="exposure-score">%d</span>`, ex.Score), `<span class="pill lvl-` + ex.Level + `" id="exposure-level">`,
+		`<code id="exposure-formula">` + html.EscapeString(ex.Formula) + `</code>`, `href="/about#exposure"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the IP page lacks %q", want)
+		}
+	}
+	rows := regexp.MustCompile(`<tr data-kind="([a-z]+)" data-points="([0-9.]+)"><td>[a-z]+</td><td>(\d*)/?[a-z]*</td>`).FindAllStringSubmatch(page, -1)
+	if len(rows) != len(ex.Parts) {
+		t.Fatalf("%d parts on the page, %d in the API", len(rows), len(ex.Parts))
+	}
+	for i, p := range ex.Parts {
+		if rows[i][1] != p.Kind || rows[i][2] != strconv.FormatFloat(p.Points, 'f', -1, 64) || rows[i][3] != strconv.Itoa(int(p.Port)) {
+			t.Errorf("part %d: page %v, API %+v", i, rows[i][1:], p)
+		}
+		if !strings.Contains(page, html.EscapeString(p.What)) {
+			t.Errorf("part %d's what %q is not on the page", i, p.What)
+		}
+	}
+	if _, page := get(t, srv.URL+"/ip/"+srcBrute.String()); strings.Contains(page, `id="exposure"`) {
+		t.Error("an address without services has an exposure score")
+	}
+	if !strings.Contains(mustGet(t, srv.URL+"/about"), `<h2 id="exposure">`) {
+		t.Error("the about page does not explain the score")
 	}
 }
