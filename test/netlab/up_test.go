@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -173,6 +175,7 @@ func TestUpDemo(t *testing.T) {
 	}
 	// the same server, as people see it: the web UI in Chromium (web_test.go)
 	t.Run("web UI", func(t *testing.T) { checkWebUI(t, r.API, key) })
+	t.Run("triage", func(t *testing.T) { checkTriage(t, r.API, key) })
 
 	if err := p.Stop(); err != nil {
 		t.Error(err)
@@ -190,5 +193,52 @@ func TestUpDemo(t *testing.T) {
 	}
 	if !lab.NamespaceExists(lab.NSScan) {
 		t.Errorf("vantage up took down a lab it did not bring up")
+	}
+}
+
+// checkTriage is the issue's triage proof on what the demo's sensor saw: a
+// sample edge log whose sources are a lab host that scanned the sensor's
+// dark range (noise), the known benign scanner of the actors' ranges
+// (benign), an exploiting host (malicious) and an address never seen
+// (possibly aimed at us), in three log formats with one malformed line.
+func checkTriage(t *testing.T, api, key string) {
+	log := strings.Join([]string{
+		`192.0.2.10 - - [27/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 404 153 "-" "Mozilla/5.0"`,
+		`Nov 27 10:00:01 fw kernel: [1234.5] IN=eth0 OUT= MAC=02:00:00:00:00:01:02:00:00:00:00:02:08:00 SRC=192.0.2.11 DST=203.0.113.5 LEN=60 TOS=0x00 PREC=0x00 TTL=52 ID=1 DF PROTO=TCP SPT=40000 DPT=80 WINDOW=1024 RES=0x00 SYN URGP=0`,
+		`Nov 27 10:00:02 www sshd[812]: Failed password for root from 192.0.2.13 port 40022 ssh2`,
+		`192.0.2.99 - - [27/Nov/2026:10:00:03 +0000] "POST /wp-login.php HTTP/1.1" 200 512 "-" "curl/8.5"`,
+		`this line is no log format at all ###`,
+	}, "\n") + "\n"
+	file := filepath.Join(t.TempDir(), "edge.log")
+	if err := os.WriteFile(file, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binary, "triage", "--json", "--server", api, "--key", key, file).Output()
+	if err != nil {
+		t.Fatalf("vantage triage: %v\n%s", err, out)
+	}
+	var rep struct {
+		Lines, Malformed int
+		Sources          []struct {
+			IP, Verdict, Actor, Why string
+		}
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("triage JSON: %v\n%s", err, out)
+	}
+	want := map[string]string{"192.0.2.10": "noise", "192.0.2.11": "benign", "192.0.2.13": "malicious", "192.0.2.99": "not seen"}
+	got := map[string]string{}
+	for _, s := range rep.Sources {
+		got[s.IP] = s.Verdict
+		t.Logf("triage %s: %s (%s) %s", s.IP, s.Verdict, s.Why, s.Actor)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("verdicts %v, want %v", got, want)
+	}
+	if len(rep.Sources) > 0 && rep.Sources[0].Verdict != "not seen" {
+		t.Errorf("the first row is %s: what no sensor saw comes first", rep.Sources[0].Verdict)
+	}
+	if rep.Lines != 5 || rep.Malformed != 1 {
+		t.Errorf("%d lines, %d malformed; want 5 and 1", rep.Lines, rep.Malformed)
 	}
 }
