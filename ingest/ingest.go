@@ -17,12 +17,18 @@ import (
 	"github.com/vantagehq/vantage/bus"
 	"github.com/vantagehq/vantage/record"
 	"github.com/vantagehq/vantage/store"
+	"github.com/vantagehq/vantage/vuln"
 )
 
-// Vulns names the CVEs that affect a CPE (package vuln).
+// Vulns names the CVEs that affect a CPE, with their known-exploited
+// flags (a *vuln.DB is one).
 type Vulns interface {
-	Match(cpe string) []string
+	Match(cpe string) []vuln.Vuln
 }
+
+// TagKEV marks a service with at least one known-exploited CVE (the CISA
+// catalog): `tag:KEV` finds them.
+const TagKEV = "KEV"
 
 // Geo looks up what is known about an address (package enrich).
 type Geo interface {
@@ -125,7 +131,8 @@ func (in *Ingester) store(ctx context.Context, ds []bus.Delivery) error {
 }
 
 // enrich fills in geography the producer left empty, and the CVEs of
-// services whose producer named CPEs but no vulns.
+// services whose producer named CPEs but no vulns (tagged KEV when one is
+// known exploited).
 func (in *Ingester) enrich(b *record.Batch) {
 	if v := in.cfg.Vulns; v != nil {
 		for i := range b.Services {
@@ -133,12 +140,17 @@ func (in *Ingester) enrich(b *record.Batch) {
 			if len(s.Vulns) > 0 {
 				continue
 			}
+			kev := false
 			for _, c := range s.CPE {
-				for _, id := range v.Match(c) {
-					if !slices.Contains(s.Vulns, id) {
-						s.Vulns = append(s.Vulns, id)
+				for _, m := range v.Match(c) {
+					if !slices.Contains(s.Vulns, m.ID) {
+						s.Vulns = append(s.Vulns, m.ID)
 					}
+					kev = kev || m.KEV
 				}
+			}
+			if kev && !slices.Contains(s.Tags, TagKEV) {
+				s.Tags = append(s.Tags, TagKEV)
 			}
 		}
 	}

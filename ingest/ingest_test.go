@@ -141,22 +141,11 @@ func BenchmarkPublishToQueryable(b *testing.B) {
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "events/s")
 }
 
-// vulnDB is the vuln package's DB seen through the ingest interface.
-type vulnDB struct{ db *vuln.DB }
-
-func (v vulnDB) Match(cpe string) []string {
-	var ids []string
-	for _, m := range v.db.Match(cpe) {
-		ids = append(ids, m.ID)
-	}
-	return ids
-}
-
 // TestVulnsFromCPE: a service whose producer named a CPE but no vulns is
 // stored with the CVEs of the NVD feed, and `vuln:CVE-...` finds it with
 // its country as a facet: the defender's global question in one query.
 func TestVulnsFromCPE(t *testing.T) {
-	db, _, err := vuln.Load("../vuln/testdata/nvd.json")
+	db, _, err := vuln.Load("../vuln/testdata/nvd.json", "../vuln/testdata/kev.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +161,7 @@ func TestVulnsFromCPE(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	in := New(Config{Bus: b, Store: st, Geo: fixedGeo{}, Vulns: vulnDB{db}})
+	in := New(Config{Bus: b, Store: st, Geo: fixedGeo{}, Vulns: db})
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- in.Run(rctx) }()
@@ -182,6 +171,7 @@ func TestVulnsFromCPE(t *testing.T) {
 		{"198.18.0.1", "cpe:2.3:a:openbsd:openssh:9.2p1:*:*:*:*:*:*:*"}, // regreSSHion: 8.5p1 <= v < 9.8p1
 		{"198.18.0.2", "cpe:2.3:a:openbsd:openssh:9.8p1:*:*:*:*:*:*:*"}, // fixed
 		{"203.0.113.3", "cpe:2.3:a:openbsd:openssh:8.5p1:*:*:*:*:*:*:*"},
+		{"198.18.0.4", "cpe:2.3:a:apache:http_server:2.4.49:*:*:*:*:*:*:*"}, // path traversal, known exploited
 	} {
 		s := record.Service{ScanID: "v", IP: netip.MustParseAddr(c.ip), Port: 22, Transport: "tcp", State: "open", Time: time.Now().UTC(),
 			Protocol: "ssh", Product: "OpenSSH", CPE: []string{c.cpe}}
@@ -207,6 +197,11 @@ func TestVulnsFromCPE(t *testing.T) {
 	}
 	if countries["DE"] != 1 || countries["US"] != 1 {
 		t.Errorf("facets %v, want DE 1 and US 1", countries)
+	}
+	// known exploited: tagged KEV, and only those
+	kev, err := st.SearchServices(ctx, store.Search{Query: "tag:KEV", Limit: 10})
+	if err != nil || kev.Total != 1 || kev.Services[0].IP != netip.MustParseAddr("198.18.0.4") {
+		t.Errorf("tag:KEV: %+v %v; want only 198.18.0.4 (Apache 2.4.49)", kev, err)
 	}
 	h, err := st.Host(ctx, netip.MustParseAddr("198.18.0.2"))
 	if err != nil || len(h.Services) != 1 || len(h.Services[0].Vulns) != 0 {

@@ -224,7 +224,7 @@ var serviceFields = []Field{
 	{Name: "org", Kind: KindText, Columns: []string{"org"}, Facet: true,
 		Desc: "organisation owning the address", Example: `org:"Hetzner Online"`},
 	{Name: "tag", Aliases: []string{"tags"}, Kind: KindList, Columns: []string{"tags"}, norm: upper, Facet: true,
-		Desc: "tags (upper case)", Example: "tag:SELF_SIGNED"},
+		Desc: "tags (upper case); KEV marks a known-exploited CVE (CISA catalog)", Example: "tag:KEV"},
 	{Name: "vuln", Aliases: []string{"vulns"}, Kind: KindList, Columns: []string{"vulns"}, norm: upper, Facet: true,
 		Desc: "CVE identifiers (from CPEs)", Example: "vuln:CVE-2024-6387"},
 	{Name: "last_seen", Kind: KindTime, Columns: []string{"last_seen"}, tmode: tmPast,

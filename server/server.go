@@ -307,17 +307,7 @@ func openMonitor(ctx context.Context, cfg config.Server, b *bus.Bus, st store.St
 // the vulns their producer gave).
 type vulnAdapter struct{ db atomic.Pointer[vuln.DB] }
 
-func (v *vulnAdapter) Match(cpe string) []string {
-	db := v.db.Load()
-	if db == nil {
-		return nil
-	}
-	var ids []string
-	for _, m := range db.Match(cpe) {
-		ids = append(ids, m.ID)
-	}
-	return ids
-}
+func (v *vulnAdapter) Match(cpe string) []vuln.Vuln { return v.All(cpe) }
 
 // All is every CVE of a CPE, with scores and known-exploited flags (none
 // until the feeds are loaded).
