@@ -23,6 +23,7 @@ import (
 
 	"github.com/vantagehq/vantage/eol"
 	"github.com/vantagehq/vantage/exclusion"
+	"github.com/vantagehq/vantage/job"
 	"github.com/vantagehq/vantage/monitor"
 	"github.com/vantagehq/vantage/optout"
 	"github.com/vantagehq/vantage/query"
@@ -53,6 +54,7 @@ type Config struct {
 	// Monitor runs watchlists and alerts (nil: not offered); Vulns and
 	// EOL feed the exposure score (either may be nil).
 	Monitor *monitor.Monitor
+	Jobs    *job.Queue // sharded scans for the scanner workers (nil: not offered)
 	Vulns   func(cpe string) []vuln.Vuln
 	EOL     *eol.Table
 	Log     *slog.Logger
@@ -115,6 +117,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /api/v1/exclusions", s.wrap("exclusions", ScopeScan, s.exclusions))
 	s.optoutRoutes()
 	s.monitorRoutes()
+	s.scanRoutes()
 	s.mux.Handle("GET /api/v1/keys", s.wrap("keys", ScopeAdmin, s.listKeys))
 	s.mux.Handle("POST /api/v1/keys", s.wrap("keys", ScopeAdmin, s.createKey))
 	s.mux.Handle("DELETE /api/v1/keys/{id}", s.wrap("keys", ScopeAdmin, s.deleteKey))

@@ -85,3 +85,27 @@ func (c *Client) Mutes(ctx context.Context) ([]monitor.Mute, error) {
 func (c *Client) Unmute(ctx context.Context, id string) error {
 	return c.do(ctx, "DELETE", "/api/v1/mutes/"+url.PathEscape(id), nil, nil, "", nil)
 }
+
+// SubmitScan asks the scanner workers for a scan split into shards; req
+// holds id, targets, ports, rate, shards, seed, grab.
+func (c *Client) SubmitScan(ctx context.Context, req map[string]any) (*ScanView, error) {
+	body, _ := json.Marshal(req)
+	var v ScanView
+	err := c.do(ctx, "POST", "/api/v1/scans", nil, bytes.NewReader(body), "application/json", &v)
+	return &v, err
+}
+
+// Scan is a sharded scan's state.
+func (c *Client) Scan(ctx context.Context, id string) (*ScanView, error) {
+	var v ScanView
+	err := c.do(ctx, "GET", "/api/v1/scans/"+url.PathEscape(id), nil, nil, "", &v)
+	return &v, err
+}
+
+// ScanView is a sharded scan and its jobs (the API's answer).
+type ScanView struct {
+	ID        string       `json:"id"`
+	State     string       `json:"state"`
+	Published int          `json:"published"`
+	Jobs      []job.Status `json:"jobs"`
+}

@@ -15,7 +15,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +37,44 @@ type Scan struct {
 	Rate    int       `json:"rate,omitempty"`
 	Grab    bool      `json:"grab"` // identify what answers
 	Created time.Time `json:"created"`
+
+	// A shard of a larger scan (Split): every shard probes the same
+	// targets and ports in the order Seed gives, and sends only its own
+	// part of it, under the scan's ID (ScanID), so the results of a
+	// shard done twice are the same records.
+	ScanID string `json:"scan_id,omitempty"` // default: ID
+	Seed   string `json:"seed,omitempty"`
+	Shards int    `json:"shards,omitempty"` // 0 or 1: not sharded
+	Shard  int    `json:"shard,omitempty"`  // 0-based
+}
+
+// Results is the scan ID the job's results carry.
+func (s *Scan) Results() string {
+	if s.ScanID != "" {
+		return s.ScanID
+	}
+	return s.ID
+}
+
+// MaxShards bounds how many jobs one scan is split into.
+const MaxShards = 1024
+
+// Split makes n shard jobs of a scan, with IDs "<id>.s<i>" (so that
+// Jobs(id) finds them) and one seed for all (random when s has none).
+func Split(s Scan, n int) ([]Scan, error) {
+	if n < 1 || n > MaxShards {
+		return nil, fmt.Errorf("shards %d: want 1 to %d", n, MaxShards)
+	}
+	if s.Seed == "" {
+		s.Seed = strconv.FormatUint(rand.Uint64(), 10)
+	}
+	out := make([]Scan, n)
+	for i := range out {
+		j := s
+		j.ID, j.ScanID, j.Shards, j.Shard = fmt.Sprintf("%s.s%d", s.ID, i), s.ID, n, i
+		out[i] = j
+	}
+	return out, nil
 }
 
 // States of a job.
@@ -68,13 +109,13 @@ const (
 	maxTargets = 100_000 // entries in one job
 )
 
-var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_=-]{0,127}$`)
+var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_=-]{0,100}(\.[A-Za-z0-9_=-]{1,26})?$`)
 
 // Check says what is wrong with a job, if anything.
 func (s *Scan) Check() error {
 	switch {
 	case !idRE.MatchString(s.ID):
-		return fmt.Errorf("job id %q: want 1-128 letters, digits, '_', '-' or '='", s.ID)
+		return fmt.Errorf("job id %q: want 1-101 letters, digits, '_', '-' or '=', and one '.'-separated part at most", s.ID)
 	case len(s.Targets) == 0:
 		return errors.New("job has no targets")
 	case len(s.Targets) > maxTargets:
@@ -83,6 +124,15 @@ func (s *Scan) Check() error {
 		return errors.New("job has no ports")
 	case s.Rate < 0:
 		return fmt.Errorf("job rate %d: must not be negative", s.Rate)
+	case s.Shards < 0 || s.Shards > MaxShards || (s.Shards > 1 && (s.Shard < 0 || s.Shard >= s.Shards)):
+		return fmt.Errorf("job shard %d of %d: want 0 <= shard < shards <= %d", s.Shard, s.Shards, MaxShards)
+	case s.Shards > 1 && s.Seed == "":
+		return errors.New("a sharded job needs the scan's seed")
+	}
+	for _, v := range []string{s.ScanID, s.Seed} {
+		if v != "" && !idRE.MatchString(v) {
+			return fmt.Errorf("job scan id or seed %q: want letters, digits, '_', '-' or '='", v)
+		}
 	}
 	for _, t := range s.Targets {
 		if t == "" || strings.HasPrefix(t, "-") || strings.ContainsAny(t, " \t\r\n") {
@@ -146,6 +196,28 @@ func (q *Queue) Get(ctx context.Context, id string) (Status, error) {
 		return Status{}, fmt.Errorf("job %s: %w", id, err)
 	}
 	return st, nil
+}
+
+// Jobs are the statuses of a scan's shard jobs (Split), in shard order.
+func (q *Queue) Jobs(ctx context.Context, scanID string) ([]Status, error) {
+	if !idRE.MatchString(scanID) || strings.Contains(scanID, ".") {
+		return nil, fmt.Errorf("scan %q: %w", scanID, jetstream.ErrKeyNotFound)
+	}
+	l, err := q.kv.ListKeysFiltered(ctx, scanID+".*")
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", scanID, err)
+	}
+	var out []Status
+	for k := range l.Keys() {
+		if st, err := q.Get(ctx, k); err == nil {
+			out = append(out, st)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("scan %s: %w", scanID, jetstream.ErrKeyNotFound)
+	}
+	slices.SortFunc(out, func(a, b Status) int { return a.Shard - b.Shard })
+	return out, nil
 }
 
 // Watch calls fn with every status written from now on, until ctx is done.

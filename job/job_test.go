@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -143,5 +144,51 @@ func TestCheck(t *testing.T) {
 		if s.Check() == nil {
 			t.Errorf("%+v accepted", s)
 		}
+	}
+}
+
+// A scan split into shards: one seed, the scan's ID on every shard's
+// results, and Jobs lists the shards in order.
+func TestSplitAndJobs(t *testing.T) {
+	b := openBus(t)
+	ctx := context.Background()
+	q, _ := Open(ctx, b)
+	shards, err := Split(Scan{ID: "farm", Targets: []string{"198.18.0.0/15"}, Ports: "22,80,443"}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range shards {
+		if s.ID != "farm.s"+strconv.Itoa(i) || s.Results() != "farm" || s.Shards != 3 || s.Shard != i || s.Seed != shards[0].Seed || s.Seed == "" {
+			t.Errorf("shard %d: %+v", i, s)
+		}
+		if err := s.Check(); err != nil {
+			t.Errorf("shard %d refused: %v", i, err)
+		}
+		if _, err := q.Submit(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q.Submit(ctx, Scan{ID: "farmer", Targets: []string{"192.0.2.1"}, Ports: "22"}) // not one of them
+	jobs, err := q.Jobs(ctx, "farm")
+	if err != nil || len(jobs) != 3 || jobs[0].Shard != 0 || jobs[2].Shard != 2 {
+		t.Fatalf("jobs %+v %v", jobs, err)
+	}
+	if _, err := q.Jobs(ctx, "nope"); err == nil {
+		t.Error("a scan that does not exist has jobs")
+	}
+	for _, n := range []int{0, -1, MaxShards + 1} {
+		if _, err := Split(Scan{ID: "x"}, n); err == nil {
+			t.Errorf("split into %d accepted", n)
+		}
+	}
+	bad := shards[1]
+	bad.Seed = ""
+	if bad.Check() == nil {
+		t.Error("a shard without a seed accepted")
+	}
+	bad = shards[1]
+	bad.Shard = 3
+	if bad.Check() == nil {
+		t.Error("shard 3 of 3 accepted")
 	}
 }

@@ -129,7 +129,11 @@ func RunOptions(ctx context.Context, cfg config.Server, log *slog.Logger, opt Op
 	metrics := api.NewMetrics(nil)
 	registerMetrics(metrics.Registry, in, st, b)
 
-	mon, err := openMonitor(ctx, cfg, b, st, vulns, "http://"+cfg.Listen, log)
+	jobs, err := job.Open(ctx, b)
+	if err != nil {
+		return err
+	}
+	mon, err := openMonitor(ctx, cfg, b, st, jobs, vulns, "http://"+cfg.Listen, log)
 	if err != nil {
 		return err
 	}
@@ -138,7 +142,7 @@ func RunOptions(ctx context.Context, cfg config.Server, log *slog.Logger, opt Op
 		Store: st, Keys: keys, Anonymous: cfg.API.Anonymous, QueryTimeout: time.Duration(cfg.API.QueryTimeout),
 		MaxRows: cfg.API.MaxRows, RateLimit: cfg.API.RateLimit, Burst: cfg.API.Burst, MaxBody: cfg.API.MaxBody,
 		Metrics: metrics, Log: log, PublicURL: "http://" + cfg.Listen,
-		OptOut: optouts, Exclusions: tracker, Monitor: mon, Vulns: vulns.All, EOL: mon.EOL(),
+		OptOut: optouts, Exclusions: tracker, Monitor: mon, Jobs: jobs, Vulns: vulns.All, EOL: mon.EOL(),
 		Publish: func(ctx context.Context, stream string, batch *record.Batch) error {
 			s := bus.StreamResults
 			if stream == "events" {
@@ -275,11 +279,7 @@ func optOuts(ctx context.Context, b *bus.Bus, cfg config.OptOut, st store.Store)
 
 // openMonitor opens the watchlists' monitor with its notifiers and
 // end-of-life table.
-func openMonitor(ctx context.Context, cfg config.Server, b *bus.Bus, st store.Store, vulns *vulnAdapter, publicURL string, log *slog.Logger) (*monitor.Monitor, error) {
-	jobs, err := job.Open(ctx, b)
-	if err != nil {
-		return nil, err
-	}
+func openMonitor(ctx context.Context, cfg config.Server, b *bus.Bus, st store.Store, jobs *job.Queue, vulns *vulnAdapter, publicURL string, log *slog.Logger) (*monitor.Monitor, error) {
 	table := eol.Default()
 	if cfg.Monitor.EOLFile != "" {
 		table = table.Clone() // Default is shared

@@ -122,7 +122,10 @@ func (f *scannerFlags) run(ctx context.Context, s job.Scan, stderr io.Writer) (i
 		rate = f.maxRate
 	}
 	args := []string{"scan", "-q", "-p", s.Ports, "-r", strconv.Itoa(rate), "-c", f.cooldown.String(),
-		"--scan-id", s.ID, "--nats", f.nats, "-o", os.DevNull}
+		"--scan-id", s.Results(), "--nats", f.nats, "-o", os.DevNull}
+	if s.Shards > 1 {
+		args = append(args, "--seed", s.Seed, "--shards", strconv.Itoa(s.Shards), "--shard", strconv.Itoa(s.Shard))
+	}
 	if s.Grab {
 		args = append(args, "--grab")
 	}
