@@ -56,12 +56,20 @@ func (b *Bus) Consume(ctx context.Context, stream, durable string, opts ConsumeO
 	if opts.Workers <= 0 {
 		opts.Workers = 1
 	}
-	cons, err := b.JS.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
-		Durable:       durable,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       ackWait,
-		MaxAckPending: 4 * opts.MaxMessages * opts.Workers,
-		MaxDeliver:    -1,
+	// A durable consumer left at Replicas 0 has as many as its stream: on an
+	// R3 stream its state (what was delivered and acknowledged) survives the
+	// loss of a node, and a new leader carries on where the old one was.
+	var cons jetstream.Consumer
+	err := retry(ctx, b.log, "create consumer "+durable, time.Minute, 10*time.Second, func(ctx context.Context) error {
+		var err error
+		cons, err = b.JS.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+			Durable:       durable,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       ackWait,
+			MaxAckPending: 4 * opts.MaxMessages * opts.Workers,
+			MaxDeliver:    -1,
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
@@ -81,14 +89,23 @@ func (b *Bus) Consume(ctx context.Context, stream, durable string, opts ConsumeO
 func (b *Bus) consumeLoop(ctx context.Context, cons jetstream.Consumer, stream string, opts ConsumeOptions, h Handler) {
 	max, onReject := opts.MaxMessages, opts.OnReject
 	backoff := 100 * time.Millisecond
+	// no consumer leader (an election after a lost node) or no connection:
+	// wait a little longer each time, up to a second, and say so seldom
+	fetchWait, fetchFails := 100*time.Millisecond, 0
+	fetchFailed := func(err error) {
+		if fetchFails++; fetchFails == 1 || fetchFails%20 == 0 {
+			b.log.Warn("fetch from the bus (retrying)", "stream", stream, "failures", fetchFails, "err", err)
+		}
+		sleep(ctx, fetchWait)
+		fetchWait = min(2*fetchWait, time.Second)
+	}
 	for ctx.Err() == nil {
 		mb, err := cons.Fetch(max, jetstream.FetchMaxWait(250*time.Millisecond))
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
-			b.log.Warn("fetch from the bus", "stream", stream, "err", err)
-			sleep(ctx, backoff)
+			fetchFailed(err)
 			continue
 		}
 		var ds []Delivery
@@ -103,8 +120,13 @@ func (b *Bus) consumeLoop(ctx context.Context, cons jetstream.Consumer, stream s
 			}
 			ds = append(ds, Delivery{Batch: batch, Size: len(m.Data()), msg: m})
 		}
-		if err := mb.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
-			b.log.Warn("fetch from the bus", "stream", stream, "err", err)
+		if err := mb.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil && len(ds) == 0 {
+			fetchFailed(err)
+			continue
+		}
+		if fetchFails > 0 {
+			b.log.Info("fetch from the bus works again", "stream", stream, "after_failures", fetchFails)
+			fetchWait, fetchFails = 100*time.Millisecond, 0
 		}
 		if len(ds) == 0 {
 			continue

@@ -132,7 +132,7 @@ scanned unless you name it with --allow-reserved. See 'vantage help targets'.`,
 			profile.Close()
 		}
 	}
-	root.AddCommand(newScanCmd(), newGrabCmd(), newSensorCmd(), newServerCmd(), newUpCmd(), newLookupCmd(), newSearchCmd(), newCountCmd(), newKeyCmd(), newOptOutCmd(), newTriageCmd(), newScannerCmd(), newJobsCmd(), newMonitorCmd(), newVersionCmd())
+	root.AddCommand(newScanCmd(), newGrabCmd(), newSensorCmd(), newServerCmd(), newUpCmd(), newLookupCmd(), newSearchCmd(), newCountCmd(), newKeyCmd(), newOptOutCmd(), newTriageCmd(), newScannerCmd(), newJobsCmd(), newMonitorCmd(), newNATSCmd(), newVersionCmd())
 	for _, t := range helpTopics {
 		root.AddCommand(&cobra.Command{Use: t.name, Short: t.short, Long: t.long})
 	}
