@@ -73,6 +73,33 @@ type Config struct {
 	// its probe, and Live.Stop ends sending (fail closed). Nil: the Space
 	// alone decides.
 	Live *Live
+
+	// Progress, when set, lets other goroutines read the scan's counters
+	// while it runs (metrics).
+	Progress *Progress
+}
+
+// Progress reads the counters of a running scan. Before the scan starts
+// they are zero; after it ends they keep their last values.
+type Progress struct{ c atomic.Pointer[counters] }
+
+// Counts are a scan's counters so far (see Summary for their meaning).
+type Counts struct {
+	Targets, Sent, SendFailures, Replies, Hits, Closed, Duplicates, Invalid uint64
+	Results, RecvPackets, RecvDrops, Excluded                               uint64
+}
+
+// Counts returns the counters now.
+func (p *Progress) Counts() Counts {
+	c := p.c.Load()
+	if c == nil {
+		return Counts{}
+	}
+	return Counts{
+		Targets: c.targets.Load(), Sent: c.sent.Load(), SendFailures: c.sendFailures.Load(), Replies: c.replies.Load(),
+		Hits: c.hits.Load(), Closed: c.closed.Load(), Duplicates: c.dups.Load(), Invalid: c.invalid.Load(),
+		Results: c.results.Load(), RecvPackets: c.recvPackets.Load(), RecvDrops: c.recvDrops.Load(), Excluded: c.excluded.Load(),
+	}
 }
 
 // Summary is what a scan did; it is also the metadata file.
@@ -158,6 +185,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		return nil, err
 	}
 	s := &scanner{cfg: cfg, space: cfg.Space, walker: w, log: cfg.Log}
+	if cfg.Progress != nil {
+		cfg.Progress.c.Store(&s.c)
+	}
 	s.sum = Summary{
 		ScanID: cfg.ScanID, Module: cfg.Module.Name, Seed: cfg.Seed, Shard: cfg.Shard, Shards: cfg.Shards,
 		Space: cfg.Space.Size(), Addresses: cfg.Space.Addresses(), RateLimit: cfg.Rate, Probes: cfg.Probes,

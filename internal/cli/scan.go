@@ -9,16 +9,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/vantagehq/vantage/grab"
+	"github.com/vantagehq/vantage/internal/metrics"
 	"github.com/vantagehq/vantage/internal/version"
 	"github.com/vantagehq/vantage/scan"
 	"github.com/vantagehq/vantage/target"
@@ -48,6 +52,7 @@ type scanFlags struct {
 	infoPage, infoContact, infoURL           string
 	grab                                     bool
 	grabFlags                                grabFlags
+	metrics                                  string
 }
 
 func newScanCmd() *cobra.Command {
@@ -135,6 +140,7 @@ bear; the default is 10,000 probes per second.`,
 	fl.StringVar(&f.infoURL, "info-url", "", "the info page's public `URL` for the User-Agent (default: http:// and the scanner's source address)")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no status line or summary on stderr")
 	fl.DurationVar(&f.statusInterval, "status-interval", time.Second, "time between status lines")
+	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics (vantage_scan_*) on `ADDR`/metrics while the scan runs (127.0.0.1:9101; port 0 picks one, printed on stderr)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the targets in probe order instead of sending anything")
 	fl.BoolVar(&f.grab, "grab", false, "identify every open port found (see 'vantage grab --help'); output is then one service per line")
 	f.grabFlags.register(cmd, "grab-")
@@ -209,6 +215,41 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 
 	if f.dryRun {
 		return dryRun(cmd.OutOrStdout(), cfg.Space, cfg.Seed, f.shard, f.shards, f.maxTargets, cfg.Module.UsesPorts)
+	}
+
+	// metrics: this scan's own server (--metrics), and the process's
+	// (a scanner worker's, through the context); each sums every scan
+	run := &scanRun{rate: f.rate, expected: (cfg.Space.Size() + uint64(f.shards) - 1) / uint64(f.shards)}
+	if f.maxTargets > 0 {
+		run.expected = min(run.expected, f.maxTargets)
+	}
+	cfg.Progress = &run.progress
+	trackers := []*scanMetrics{}
+	if m := scanMetricsFrom(cmd.Context()); m != nil {
+		trackers = append(trackers, m)
+	}
+	if f.metrics != "" {
+		reg := metrics.NewRegistry("scan")
+		m := newScanMetrics(reg)
+		mctx, stop := context.WithCancel(cmd.Context())
+		srv, err := metrics.Start(mctx, f.metrics, reg)
+		if err != nil {
+			stop()
+			return err
+		}
+		defer func() {
+			stop()
+			srv.Wait()
+		}()
+		log.Info("metrics", "listen", srv.Addr().String())
+		if !f.quiet || strings.HasSuffix(f.metrics, ":0") {
+			fmt.Fprintf(stderr, "vantage: metrics on http://%s/metrics\n", srv.Addr())
+		}
+		trackers = append(trackers, m)
+	}
+	for _, m := range trackers {
+		m.begin(run)
+		defer m.end(run) // after the publisher's Close: its last records count
 	}
 
 	out := cmd.OutOrStdout()
@@ -306,6 +347,7 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 		}
 		pipe = newGrabPipe(gr, out, f.grabFlags.concurrency)
 		cfg.Output = grabWriter{ctx: cmd.Context(), pipe: pipe}
+		run.setPipe(pipe)
 	}
 	if f.server != "" || f.nats != "" {
 		pub, err := newPublisher(cmd.Context(), f.server, f.key, f.nats, log, stderr)
@@ -317,6 +359,7 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 				fmt.Fprintf(stderr, "vantage: %v\n", err)
 			}
 		}()
+		run.setPublisher(pub)
 		if pipe != nil {
 			pipe.pub = pub // grabbed services, not bare SYN-ACKs
 		} else {
@@ -329,6 +372,7 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 			(cfg.Space.Size()+uint64(f.shards)-1)/uint64(f.shards), cfg.Space.Addresses(), len(ports), f.shard, f.shards, cfg.Seed, rateText(f.rate))
 	}
 
+	run.started()
 	sum, err := scan.Run(cmd.Context(), cfg)
 	if pipe != nil {
 		stop := func() {}
@@ -613,4 +657,236 @@ func writeMetadata(name string, sum *scan.Summary) error {
 		return fmt.Errorf("write metadata: %w", err)
 	}
 	return nil
+}
+
+// scanRun is one scan as its metrics see it.
+type scanRun struct {
+	progress scan.Progress
+	rate     int
+	expected uint64
+
+	mu    sync.Mutex
+	start time.Time
+	pipe  *grabPipe
+	pub   *publisher
+}
+
+func (r *scanRun) started() {
+	r.mu.Lock()
+	r.start = time.Now()
+	r.mu.Unlock()
+}
+
+func (r *scanRun) setPipe(p *grabPipe) {
+	r.mu.Lock()
+	r.pipe = p
+	r.mu.Unlock()
+}
+
+func (r *scanRun) setPublisher(p *publisher) {
+	r.mu.Lock()
+	r.pub = p
+	r.mu.Unlock()
+}
+
+// scanTotals are the counters of one scan, or the sum of several.
+type scanTotals struct {
+	scan.Counts
+	grabs, identified, recognised int64
+	grabErrors, protocols         map[string]int64
+	published, batches, failures  uint64
+}
+
+func (r *scanRun) totals() scanTotals {
+	t := scanTotals{Counts: r.progress.Counts()}
+	r.mu.Lock()
+	pipe, pub := r.pipe, r.pub
+	r.mu.Unlock()
+	if pipe != nil {
+		st := pipe.g.Stats()
+		pipe.outMu.Lock()
+		t.grabs = pipe.done
+		pipe.outMu.Unlock()
+		t.identified, t.recognised, t.grabErrors, t.protocols = st.Identified, st.Recognised, st.Errors, st.Protocols
+	}
+	if pub != nil {
+		t.batches, t.published, t.failures = pub.batcher.Sent()
+	}
+	return t
+}
+
+func (t *scanTotals) add(o scanTotals) {
+	c, d := &t.Counts, o.Counts
+	c.Targets += d.Targets
+	c.Sent += d.Sent
+	c.SendFailures += d.SendFailures
+	c.Replies += d.Replies
+	c.Hits += d.Hits
+	c.Closed += d.Closed
+	c.Duplicates += d.Duplicates
+	c.Invalid += d.Invalid
+	c.Results += d.Results
+	c.RecvPackets += d.RecvPackets
+	c.RecvDrops += d.RecvDrops
+	c.Excluded += d.Excluded
+	t.grabs += o.grabs
+	t.identified += o.identified
+	t.recognised += o.recognised
+	t.published += o.published
+	t.batches += o.batches
+	t.failures += o.failures
+	for k, v := range o.grabErrors {
+		if t.grabErrors == nil {
+			t.grabErrors = map[string]int64{}
+		}
+		t.grabErrors[k] += v
+	}
+	for k, v := range o.protocols {
+		if t.protocols == nil {
+			t.protocols = map[string]int64{}
+		}
+		t.protocols[k] += v
+	}
+}
+
+// scanMetrics exports the counters of the scans run in this process as
+// vantage_scan_*, summed over them: those of one `vantage scan`, or those
+// of every job of a `vantage scanner` worker (see withScanMetrics).
+type scanMetrics struct {
+	mu      sync.Mutex
+	ended   scanTotals
+	scans   uint64
+	running map[*scanRun]bool
+}
+
+// newScanMetrics registers the scan metrics on reg.
+func newScanMetrics(reg prometheus.Registerer) *scanMetrics {
+	m := &scanMetrics{running: map[*scanRun]bool{}}
+	reg.MustRegister(m)
+	return m
+}
+
+type scanMetricsKey struct{}
+
+// withScanMetrics makes every scan run with ctx, in this process (the
+// jobs of a worker, through inProcess), count in m as well.
+func withScanMetrics(ctx context.Context, m *scanMetrics) context.Context {
+	return context.WithValue(ctx, scanMetricsKey{}, m)
+}
+
+func scanMetricsFrom(ctx context.Context) *scanMetrics {
+	m, _ := ctx.Value(scanMetricsKey{}).(*scanMetrics)
+	return m
+}
+
+func (m *scanMetrics) begin(r *scanRun) {
+	m.mu.Lock()
+	m.running[r] = true
+	m.mu.Unlock()
+}
+
+// end folds a finished scan into the totals.
+func (m *scanMetrics) end(r *scanRun) {
+	t := r.totals()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.running[r] {
+		delete(m.running, r)
+		m.ended.add(t)
+		m.scans++
+	}
+}
+
+func scanDesc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("vantage_scan_"+name, help, labels, nil)
+}
+
+var (
+	scanCounterDescs = []struct {
+		d *prometheus.Desc
+		v func(*scanTotals) float64
+	}{
+		{scanDesc("targets_total", "Targets probed (address and port pairs, or addresses for icmp_echo)."), func(t *scanTotals) float64 { return float64(t.Targets) }},
+		{scanDesc("probes_sent_total", "Probes sent (connects started in connect mode)."), func(t *scanTotals) float64 { return float64(t.Sent) }},
+		{scanDesc("send_failures_total", "Probes the kernel would not send, or connects that failed locally (out of descriptors or ports)."), func(t *scanTotals) float64 { return float64(t.SendFailures) }},
+		{scanDesc("replies_total", "Validated replies, duplicates included."), func(t *scanTotals) float64 { return float64(t.Replies) }},
+		{scanDesc("hits_total", "Unique targets found open (or up, for icmp_echo)."), func(t *scanTotals) float64 { return float64(t.Hits) }},
+		{scanDesc("closed_total", "Unique targets found closed."), func(t *scanTotals) float64 { return float64(t.Closed) }},
+		{scanDesc("duplicate_replies_total", "Replies from targets that had already answered."), func(t *scanTotals) float64 { return float64(t.Duplicates) }},
+		{scanDesc("invalid_replies_total", "Packets to the scanner that failed validation (not answers to our probes)."), func(t *scanTotals) float64 { return float64(t.Invalid) }},
+		{scanDesc("results_total", "Results written (the states asked for with --states)."), func(t *scanTotals) float64 { return float64(t.Results) }},
+		{scanDesc("recv_packets_total", "Packets the kernel's filter passed to the receive ring (raw mode)."), func(t *scanTotals) float64 { return float64(t.RecvPackets) }},
+		{scanDesc("recv_drops_total", "Packets the kernel dropped because the receive ring was full (raw mode): lost replies."), func(t *scanTotals) float64 { return float64(t.RecvDrops) }},
+		{scanDesc("excluded_total", "Targets not probed because a version of the exclusion list (opt-outs) that arrived during the scan excluded them."), func(t *scanTotals) float64 { return float64(t.Excluded) }},
+		{scanDesc("grabs_total", "Services grabbed (--grab)."), func(t *scanTotals) float64 { return float64(t.grabs) }},
+		{scanDesc("grab_identified_total", "Grabbed services whose product was identified."), func(t *scanTotals) float64 { return float64(t.identified) }},
+		{scanDesc("grab_recognised_total", "Grabbed services whose protocol was recognised."), func(t *scanTotals) float64 { return float64(t.recognised) }},
+		{scanDesc("published_records_total", "Records the server or bus acknowledged (--server, --nats)."), func(t *scanTotals) float64 { return float64(t.published) }},
+		{scanDesc("published_batches_total", "Batches the server or bus acknowledged."), func(t *scanTotals) float64 { return float64(t.batches) }},
+		{scanDesc("publish_failures_total", "Failed attempts to publish a batch; each is retried."), func(t *scanTotals) float64 { return float64(t.failures) }},
+	}
+	scanGrabErrors    = scanDesc("grab_errors_total", "Grabs that ended in an error, by kind (timeout, refused, reset, eof, too-large, excluded, not-recognised, other).", "kind")
+	scanGrabProtocols = scanDesc("grab_protocols_total", "Grabbed services by protocol.", "protocol")
+	scanScans         = scanDesc("scans_total", "Scans finished (a worker's jobs).")
+	scanRunning       = scanDesc("running", "Scans running now.")
+	scanExpected      = scanDesc("targets_expected", "Targets the running scans probe in all (their shard, capped by --max-targets): progress is targets_total over this.")
+	scanRateLimit     = scanDesc("rate_limit_pps", "Probes per second the running scans may send in all (0 = no limit).")
+	scanSendRate      = scanDesc("send_rate_pps", "Probes per second the running scans have sent on average since they started; rate(vantage_scan_probes_sent_total[1m]) is the recent rate.")
+	scanGrabQueue     = scanDesc("grab_queue", "Open ports waiting to be grabbed.")
+)
+
+// Describe is part of prometheus.Collector.
+func (m *scanMetrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range scanCounterDescs {
+		ch <- c.d
+	}
+	for _, d := range []*prometheus.Desc{scanGrabErrors, scanGrabProtocols, scanScans, scanRunning, scanExpected, scanRateLimit, scanSendRate, scanGrabQueue} {
+		ch <- d
+	}
+}
+
+// Collect is part of prometheus.Collector.
+func (m *scanMetrics) Collect(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
+	t := m.ended
+	t.grabErrors, t.protocols = maps.Clone(t.grabErrors), maps.Clone(t.protocols)
+	scans := m.scans
+	var running []*scanRun
+	for r := range m.running {
+		running = append(running, r)
+	}
+	m.mu.Unlock()
+
+	var expected, rateLimit, sendRate, queued float64
+	now := time.Now()
+	for _, r := range running {
+		rt := r.totals()
+		t.add(rt)
+		expected += float64(r.expected)
+		rateLimit += float64(r.rate)
+		r.mu.Lock()
+		start, pipe := r.start, r.pipe
+		r.mu.Unlock()
+		if !start.IsZero() {
+			sendRate += float64(rt.Sent) / max(now.Sub(start).Seconds(), 1e-3)
+		}
+		if pipe != nil {
+			queued += float64(pipe.queued())
+		}
+	}
+	for _, c := range scanCounterDescs {
+		ch <- prometheus.MustNewConstMetric(c.d, prometheus.CounterValue, c.v(&t))
+	}
+	for k, v := range t.grabErrors {
+		ch <- prometheus.MustNewConstMetric(scanGrabErrors, prometheus.CounterValue, float64(v), k)
+	}
+	for k, v := range t.protocols {
+		ch <- prometheus.MustNewConstMetric(scanGrabProtocols, prometheus.CounterValue, float64(v), k)
+	}
+	ch <- prometheus.MustNewConstMetric(scanScans, prometheus.CounterValue, float64(scans))
+	ch <- prometheus.MustNewConstMetric(scanRunning, prometheus.GaugeValue, float64(len(running)))
+	ch <- prometheus.MustNewConstMetric(scanExpected, prometheus.GaugeValue, expected)
+	ch <- prometheus.MustNewConstMetric(scanRateLimit, prometheus.GaugeValue, rateLimit)
+	ch <- prometheus.MustNewConstMetric(scanSendRate, prometheus.GaugeValue, sendRate)
+	ch <- prometheus.MustNewConstMetric(scanGrabQueue, prometheus.GaugeValue, queued)
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,10 +12,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/vantagehq/vantage/bus"
 	"github.com/vantagehq/vantage/internal/memtrim"
+	"github.com/vantagehq/vantage/internal/metrics"
 	"github.com/vantagehq/vantage/record"
 	"github.com/vantagehq/vantage/sensor"
 	"github.com/vantagehq/vantage/sensor/respond"
@@ -36,6 +39,7 @@ type sensorFlags struct {
 	actors, actorRanges  []string
 	quiet                bool
 	statusInterval       time.Duration
+	metrics              string
 }
 
 func newSensorCmd() *cobra.Command {
@@ -86,6 +90,7 @@ to this machine (or assign them) before starting.`,
 	fl.StringArrayVar(&f.actorRanges, "actor-ranges", nil, "import a published list of an actor's addresses: `ACTOR=FILE` (one IP, CIDR or range per line); repeatable")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no status line on stderr")
 	fl.DurationVar(&f.statusInterval, "status-interval", 10*time.Second, "time between status lines")
+	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics (vantage_sensor_*) on `ADDR`/metrics (127.0.0.1:9102; port 0 picks one, printed on stderr)")
 	return cmd
 }
 
@@ -126,6 +131,7 @@ func runSensor(cmd *cobra.Command, f *sensorFlags) error {
 		f.name, _ = os.Hostname()
 	}
 	var sinks []func(record.Event)
+	var pub *publisher
 	if f.output != "" {
 		w := cmd.OutOrStdout()
 		if f.output != "-" {
@@ -166,7 +172,7 @@ func runSensor(cmd *cobra.Command, f *sensorFlags) error {
 	if f.server != "" || f.nats != "" {
 		// a short batching delay bounds what a crash can take with it; the
 		// spool keeps the rest across outages and restarts
-		pub, err := newStreamPublisher(cmd.Context(), pubConfig{role: "sensor", stream: bus.StreamEvents, endpoint: "events",
+		pub, err = newStreamPublisher(cmd.Context(), pubConfig{role: "sensor", stream: bus.StreamEvents, endpoint: "events",
 			server: f.server, key: f.key, nats: f.nats, spoolDir: f.spool, maxDelay: 200 * time.Millisecond}, log, cmd.ErrOrStderr())
 		if err != nil {
 			return err
@@ -197,6 +203,24 @@ func runSensor(cmd *cobra.Command, f *sensorFlags) error {
 		return usageError{err}
 	}
 	stderr := cmd.ErrOrStderr()
+	if f.metrics != "" {
+		reg := metrics.NewRegistry("sensor")
+		newSensorMetrics(reg, s.Stats(), pub)
+		mctx, stop := context.WithCancel(cmd.Context())
+		srv, err := metrics.Start(mctx, f.metrics, reg)
+		if err != nil {
+			stop()
+			return err
+		}
+		defer func() {
+			stop()
+			srv.Wait()
+		}()
+		log.Info("metrics", "listen", srv.Addr().String())
+		if !f.quiet || strings.HasSuffix(f.metrics, ":0") {
+			fmt.Fprintf(stderr, "vantage: metrics on http://%s/metrics\n", srv.Addr())
+		}
+	}
 	if !f.quiet {
 		fmt.Fprintf(stderr, "vantage: sensor %s on %s for %s, connections redirected to :%d\n", f.name, f.iface, joinPrefixes(prefixes), f.listenPort)
 		stop := sensorStatus(stderr, s, f.statusInterval)
@@ -258,4 +282,73 @@ func sensorStatus(w io.Writer, s *sensor.Sensor, every time.Duration) func() {
 		}
 	}()
 	return func() { close(done); wg.Wait() }
+}
+
+// sensorMetrics exports a sensor's counters and its publisher's (the
+// batcher's and the spool's) as vantage_sensor_*.
+type sensorMetrics struct {
+	stats *sensor.Stats
+	pub   *publisher // nil when events only go to a file
+}
+
+// newSensorMetrics registers the sensor metrics on reg.
+func newSensorMetrics(reg prometheus.Registerer, stats *sensor.Stats, pub *publisher) {
+	reg.MustRegister(&sensorMetrics{stats: stats, pub: pub})
+}
+
+func sensorDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc("vantage_sensor_"+name, help, nil, nil)
+}
+
+var sensorCounterDescs = []struct {
+	d *prometheus.Desc
+	v func(*sensor.Stats) uint64
+}{
+	{sensorDesc("packets_total", "Frames read from the capture rings."), func(s *sensor.Stats) uint64 { return s.Packets.Load() }},
+	{sensorDesc("events_total", "Events recorded."), func(s *sensor.Stats) uint64 { return s.Events.Load() }},
+	{sensorDesc("ring_drops_total", "Frames the kernel dropped because a capture ring was full: packets never seen."), func(s *sensor.Stats) uint64 { return s.RingDrops.Load() }},
+	{sensorDesc("connections_total", "TCP connections accepted by the responders."), func(s *sensor.Stats) uint64 { return s.Conns.Load() }},
+	{sensorDesc("connections_shed_total", "Connections closed at once because a budget (--max-conns, --per-source) was full; their SYN is still recorded."), func(s *sensor.Stats) uint64 { return s.ConnsShed.Load() }},
+	{sensorDesc("not_ours_total", "Frames to addresses the sensor does not own, ignored."), func(s *sensor.Stats) uint64 { return s.NotOurs.Load() }},
+	{sensorDesc("segments_total", "TCP segments without SYN: counted, not events."), func(s *sensor.Stats) uint64 { return s.Segments.Load() }},
+	{sensorDesc("udp_answered_total", "UDP packets a responder answered (DNS, SIP)."), func(s *sensor.Stats) uint64 { return s.UDPAnswered.Load() }},
+	{sensorDesc("udp_unanswered_total", "UDP packets recorded without an answer."), func(s *sensor.Stats) uint64 { return s.UDPUnanswered.Load() }},
+	{sensorDesc("undecodable_total", "Frames that did not decode."), func(s *sensor.Stats) uint64 { return s.Undecodable.Load() }},
+}
+
+var (
+	sensorBatched    = sensorDesc("batched_events_total", "Events handed on in batches: into the spool, or straight to the server or bus without one (--spool '').")
+	sensorPubFail    = sensorDesc("publish_failures_total", "Failed hand-offs of a batch (spool full or unwritable; without a spool, the server or bus refused); each is retried.")
+	sensorSpoolDepth = sensorDesc("spool_batches", "Batches in the spool waiting for the server or bus to acknowledge them.")
+	sensorSpoolSent  = sensorDesc("spool_delivered_batches_total", "Batches the spool delivered to the server or bus.")
+	sensorSpoolDrop  = sensorDesc("spool_refused_events_total", "Events the spool refused because it was full (counted again at every retry).")
+)
+
+// Describe is part of prometheus.Collector.
+func (m *sensorMetrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range sensorCounterDescs {
+		ch <- c.d
+	}
+	for _, d := range []*prometheus.Desc{sensorBatched, sensorPubFail, sensorSpoolDepth, sensorSpoolSent, sensorSpoolDrop} {
+		ch <- d
+	}
+}
+
+// Collect is part of prometheus.Collector.
+func (m *sensorMetrics) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range sensorCounterDescs {
+		ch <- prometheus.MustNewConstMetric(c.d, prometheus.CounterValue, float64(c.v(m.stats)))
+	}
+	if m.pub == nil {
+		return
+	}
+	_, records, failures := m.pub.batcher.Sent()
+	ch <- prometheus.MustNewConstMetric(sensorBatched, prometheus.CounterValue, float64(records))
+	ch <- prometheus.MustNewConstMetric(sensorPubFail, prometheus.CounterValue, float64(failures))
+	if m.pub.spool != nil {
+		sent, pending, dropped := m.pub.spool.Stats()
+		ch <- prometheus.MustNewConstMetric(sensorSpoolDepth, prometheus.GaugeValue, float64(pending))
+		ch <- prometheus.MustNewConstMetric(sensorSpoolSent, prometheus.CounterValue, float64(sent))
+		ch <- prometheus.MustNewConstMetric(sensorSpoolDrop, prometheus.CounterValue, float64(dropped))
+	}
 }
