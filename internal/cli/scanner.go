@@ -9,9 +9,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/vantagehq/vantage/bus"
+	"github.com/vantagehq/vantage/internal/metrics"
 	"github.com/vantagehq/vantage/job"
 )
 
@@ -22,6 +24,8 @@ type scannerFlags struct {
 	maxRate         int
 	iface, sourceIP string
 	cooldown        time.Duration
+	metrics         string
+	jobs            *prometheus.CounterVec // by outcome, with --metrics
 }
 
 func newScannerCmd() *cobra.Command {
@@ -61,6 +65,18 @@ worker.`,
 				f.name = fmt.Sprintf("%s/%d", h, os.Getpid())
 			}
 			ctx := cmd.Context()
+			if f.metrics != "" {
+				reg := metrics.NewRegistry("scanner")
+				f.jobs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vantage_scanner_jobs_total",
+					Help: "Scan jobs this worker finished, by outcome (done, failed, handed back)."}, []string{"outcome"})
+				reg.MustRegister(f.jobs)
+				ctx = withScanMetrics(ctx, newScanMetrics(reg)) // every job's scan counts in vantage_scan_*
+				srv, err := metrics.Start(ctx, f.metrics, reg)
+				if err != nil {
+					return usagef("--metrics: %v", err)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "vantage: metrics on http://%s/metrics\n", srv.Addr())
+			}
 			b, err := bus.Open(ctx, bus.Config{URL: f.nats, Token: os.Getenv("VANTAGE_NATS_TOKEN"), CredsFile: os.Getenv("VANTAGE_NATS_CREDS")}, log)
 			if err != nil {
 				return err
@@ -90,6 +106,7 @@ worker.`,
 	fl.StringVarP(&f.iface, "interface", "i", "", "send on this interface (default: from the route)")
 	fl.StringVarP(&f.sourceIP, "source-ip", "S", "", "source address of probes")
 	fl.DurationVarP(&f.cooldown, "cooldown", "c", 3*time.Second, "wait this long for late replies after each job's last probe")
+	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics (vantage_scanner_*, vantage_scan_*) on `ADDR`/metrics")
 	return cmd
 }
 
@@ -148,6 +165,16 @@ func (f *scannerFlags) run(ctx context.Context, s job.Scan, stderr io.Writer) (i
 	var log lockedBuffer
 	err := inProcess(ctx, &log, args...)
 	n := publishedIn(log.String())
+	if f.jobs != nil {
+		switch {
+		case ctx.Err() != nil:
+			f.jobs.WithLabelValues("handed back").Inc()
+		case err != nil:
+			f.jobs.WithLabelValues("failed").Inc()
+		default:
+			f.jobs.WithLabelValues("done").Inc()
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "vantage: job %s failed: %v\n", s.ID, err)
 		return n, fmt.Errorf("%v", err)
