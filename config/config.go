@@ -42,7 +42,8 @@ type Bus struct {
 
 // Store says where records are kept and for how long.
 type Store struct {
-	Kind        string    `toml:"kind" doc:"duckdb (embedded, in the data directory)"`
+	Kind        string    `toml:"kind" doc:"duckdb (embedded, in the data directory) or clickhouse (set url)"`
+	URL         string    `toml:"url" doc:"ClickHouse store: clickhouse://[user[:password]@]host:9000/database[?cluster=NAME] (native protocol; a cluster's shards behind Distributed tables); when set, the store is ClickHouse whatever kind says"`
 	Threads     int       `toml:"threads" doc:"DuckDB worker threads; 0 = all cores"`
 	MemoryLimit string    `toml:"memory_limit" doc:"DuckDB memory limit, e.g. 4GB; empty = DuckDB's default (80% of RAM)"`
 	Retention   Retention `toml:"retention"`
@@ -155,8 +156,12 @@ func (c *Server) Check() error {
 	switch {
 	case c.Data == "":
 		return errors.New("config: data directory is empty")
-	case c.Store.Kind != "duckdb":
-		return fmt.Errorf("config: store kind %q: only duckdb exists yet", c.Store.Kind)
+	case c.Store.Kind != "duckdb" && c.Store.Kind != "clickhouse":
+		return fmt.Errorf("config: store kind %q: want duckdb or clickhouse", c.Store.Kind)
+	case c.Store.URL != "" && !strings.HasPrefix(c.Store.URL, "clickhouse://"):
+		return fmt.Errorf("config: store.url must be clickhouse://host:9000/database")
+	case c.Store.Kind == "clickhouse" && c.Store.URL == "":
+		return fmt.Errorf("config: store kind clickhouse needs store.url clickhouse://host:9000/database")
 	case c.API.MaxRows < 1 || c.API.MaxRows > 100000:
 		return fmt.Errorf("config: api.max_rows %d: want 1-100000", c.API.MaxRows)
 	case c.API.RateLimit < 0 || c.API.Burst < 0:
