@@ -157,7 +157,7 @@ func (c *Server) Check() error {
 	case c.Data == "":
 		return errors.New("config: data directory is empty")
 	case c.Store.Kind != "duckdb" && c.Store.Kind != "clickhouse":
-		return fmt.Errorf("config: store kind %q: want duckdb or clickhouse", c.Store.Kind)
+		return fmt.Errorf("config: store kind %q: only duckdb and clickhouse exist", c.Store.Kind)
 	case c.Store.URL != "" && !strings.HasPrefix(c.Store.URL, "clickhouse://"):
 		return fmt.Errorf("config: store.url must be clickhouse://host:9000/database")
 	case c.Store.Kind == "clickhouse" && c.Store.URL == "":

@@ -31,10 +31,11 @@ if [ "$(id -u)" = 0 ]; then
   else
     echo "netlab not found at $NETLAB: lab tests will skip" >&2
   fi
-  step "dependencies (Debian's chromium for the web UI's browser tests; npm for pinned data)"
+  step "dependencies (Debian's chromium for the web UI's browser tests; npm for pinned data; clickhouse-server for the ClickHouse store's tests)"
   missing=""
   command -v chromium >/dev/null || missing="$missing chromium"
   command -v npm >/dev/null || missing="$missing npm"
+  [ -x /usr/sbin/clickhouse-server ] || command -v clickhouse-server >/dev/null || missing="$missing clickhouse-server clickhouse-client"
   if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing >/tmp/vantage-apt.log 2>&1 \
       || { tail -20 /tmp/vantage-apt.log; exit 1; }

@@ -35,6 +35,7 @@ import (
 	"github.com/vantagehq/vantage/optout"
 	"github.com/vantagehq/vantage/record"
 	"github.com/vantagehq/vantage/store"
+	"github.com/vantagehq/vantage/store/clickhouse"
 	"github.com/vantagehq/vantage/store/duckdb"
 	"github.com/vantagehq/vantage/target"
 	"github.com/vantagehq/vantage/vuln"
@@ -86,13 +87,18 @@ func RunOptions(ctx context.Context, cfg config.Server, log *slog.Logger, opt Op
 	}
 	defer b.Close()
 
-	st, err := duckdb.Open(ctx, filepath.Join(cfg.Data, "store"), duckdb.Options{
-		Threads: cfg.Store.Threads, MemoryLimit: cfg.Store.MemoryLimit, Log: log,
-		Retention: store.Retention{
-			Events: time.Duration(cfg.Store.Retention.Events), History: time.Duration(cfg.Store.Retention.History),
-			Services: time.Duration(cfg.Store.Retention.Services),
-		},
-	})
+	retention := store.Retention{
+		Events: time.Duration(cfg.Store.Retention.Events), History: time.Duration(cfg.Store.Retention.History),
+		Services: time.Duration(cfg.Store.Retention.Services),
+	}
+	var st store.Store
+	if strings.HasPrefix(cfg.Store.URL, "clickhouse://") {
+		st, err = clickhouse.Open(ctx, cfg.Store.URL, clickhouse.Options{Retention: retention, Log: log})
+	} else {
+		st, err = duckdb.Open(ctx, filepath.Join(cfg.Data, "store"), duckdb.Options{
+			Threads: cfg.Store.Threads, MemoryLimit: cfg.Store.MemoryLimit, Log: log, Retention: retention,
+		})
+	}
 	if err != nil {
 		return err
 	}

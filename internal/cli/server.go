@@ -91,6 +91,7 @@ environment variables, then these flags.`,
 	f.String("nats-listen", "", "let scanners and sensors reach the embedded bus on this address (bus.listen)")
 	f.String("overrides", "", "geo overrides file (geo.overrides)")
 	f.String("geo-dir", "", "directory of the geo databases written by scripts/geodata.sh (geo.dir)")
+	f.String("store", "", "store in ClickHouse instead of the embedded DuckDB: clickhouse://host:9000/database[?cluster=NAME] (store.url)")
 	f.BoolVar(&worker, "scan-worker", false, "also run a scanner worker in this process for watchlists' rescans (raw SYN as root, connect() otherwise); else run 'vantage scanner'")
 	f.StringArrayVar(&allowReserved, "scan-allow-reserved", nil, "let the in-process worker scan this reserved `CIDR`; repeatable")
 	return cmd
@@ -101,6 +102,7 @@ func applyServerFlags(f *pflag.FlagSet, c *config.Server) {
 	set := map[string]*string{
 		"data": &c.Data, "listen": &c.Listen, "nats": &c.Bus.URL, "nats-creds": &c.Bus.Creds,
 		"nats-token": &c.Bus.Token, "nats-listen": &c.Bus.Listen, "overrides": &c.Geo.Overrides, "geo-dir": &c.Geo.Dir,
+		"store": &c.Store.URL,
 	}
 	for name, p := range set {
 		if f.Changed(name) {

@@ -464,7 +464,9 @@ func (s *DB) mergeServices(ctx context.Context, conn driver.Conn, obs []*svcRow)
 
 func (s *DB) storedServices(ctx context.Context, conn driver.Conn, keys []svcKey) (map[svcKey]*svcRow, error) {
 	out := map[svcKey]*svcRow{}
-	const chunk = 500
+	// without FINAL: every stored version of the keys, the highest ver kept
+	// here (FINAL merges whole parts, single-threaded on 18.16)
+	const chunk = 2000
 	for start := 0; start < len(keys); start += chunk {
 		part := keys[start:min(start+chunk, len(keys))]
 		los := make([]string, len(part))
@@ -479,7 +481,7 @@ func (s *DB) storedServices(ctx context.Context, conn driver.Conn, keys []svcKey
 			tuples, args = append(tuples, tuples[0]), append(args, args[0])
 		}
 		q := "SELECT " + svcInsertColumns + ", first_us, last_us, ver FROM " + s.local("services") +
-			" FINAL WHERE ip_lo IN (" + strings.Join(los, ",") + ") AND (ip_lo, ip_hi, port, transport) IN (" + strings.Join(tuples, ",") + ")"
+			" WHERE ip_lo IN (" + strings.Join(los, ",") + ") AND (ip_lo, ip_hi, port, transport) IN (" + strings.Join(tuples, ",") + ")"
 		rows, err := conn.Query(ctx, q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("read stored services: %w", err)
@@ -490,7 +492,10 @@ func (s *DB) storedServices(ctx context.Context, conn driver.Conn, keys []svcKey
 				rows.Close()
 				return nil, fmt.Errorf("read stored services: %w", err)
 			}
-			out[svcKey{r.lo, r.hi, r.port, r.transport}] = r
+			k := svcKey{r.lo, r.hi, r.port, r.transport}
+			if cur := out[k]; cur == nil || r.ver > cur.ver {
+				out[k] = r
+			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
