@@ -14,8 +14,10 @@ import (
 // BenchmarkIngest measures how many rows a second the store ingests per
 // ClickHouse node: events (sensor traffic) and services (scan results,
 // which also read and merge the stored state), on one node and on two
-// shards (rows/s/node divides by the nodes). Each Ingest call stores ten
-// batches of 1000 records, as the ingester groups bus messages.
+// shards (rows/s/node divides by the nodes), and the bytes on disk per row
+// afterwards. Each Ingest call stores ten batches of 1000 records, as the
+// ingester groups bus messages. The rows are synthetic (random addresses,
+// one banner): real traffic compresses differently.
 func BenchmarkIngest(b *testing.B) {
 	for _, tp := range topologies {
 		for _, kind := range []string{"events", "services"} {
@@ -51,6 +53,11 @@ func BenchmarkIngest(b *testing.B) {
 				secs := time.Since(start).Seconds()
 				b.ReportMetric(rows/secs, "rows/s")
 				b.ReportMetric(rows/secs/float64(tp.nodes), "rows/s/node")
+				// on disk, compressed: for services, the current state and
+				// the history row together
+				if u, err := s.Usage(ctx); err == nil {
+					b.ReportMetric(float64(u.Bytes)/rows, "disk-B/row")
+				}
 			})
 		}
 	}
