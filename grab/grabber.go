@@ -33,6 +33,10 @@ type Config struct {
 	Identify  func(r *Result)
 	UserAgent string
 	ScanID    string
+	// TLSHandshakeOnly describes the TLS handshake and chain and leaves
+	// what runs inside the tunnel alone (zgrab2's tls module does the
+	// same); by default the service inside (usually HTTP) is identified too.
+	TLSHandshakeOnly bool
 }
 
 // DefaultUserAgent names the scanner and where to learn about it.
@@ -230,7 +234,9 @@ func (p *plan) dial(ctx context.Context) (*Session, error) {
 	p.connected = true
 	s := newSession(p.t, c, p.g.cfg.MaxBytes, deadline)
 	s.UserAgent = p.g.cfg.UserAgent
-	s.inner = p.inner
+	if !p.g.cfg.TLSHandshakeOnly {
+		s.inner = p.inner
+	}
 	s.redial = func(ctx context.Context) (*Session, error) {
 		ns, err := p.dial(ctx)
 		if err != nil {

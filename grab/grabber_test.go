@@ -272,6 +272,20 @@ func TestTLSThenHTTP(t *testing.T) {
 	}
 }
 
+// TLSHandshakeOnly stops at the handshake: the chain is described, the
+// tunnel is left alone (no request is sent inside).
+func TestTLSHandshakeOnly(t *testing.T) {
+	s := tlsServer(t, cert(t, false), tls.VersionTLS13)
+	g := testGrabber(Config{TLSHandshakeOnly: true})
+	svc, err := g.Grab(context.Background(), Target{Addr: s.addr(), Protocol: "tls"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.Protocol != "tls" || svc.TLS == nil || svc.HTTP != nil || svc.TLS.Subject != "CN=grab.test,O=Vantage" {
+		t.Fatalf("got protocol %q tls %+v http %+v", svc.Protocol, svc.TLS, svc.HTTP)
+	}
+}
+
 func TestTLSNegativeSerialKeepsService(t *testing.T) {
 	s := tlsServer(t, cert(t, true), tls.VersionTLS12)
 	g := testGrabber(Config{})

@@ -33,6 +33,7 @@ type grabFlags struct {
 	timeout, greetingWait         time.Duration
 	maxBytes, maxHandshakes       int
 	concurrency, perHost          int
+	tlsInner                      bool
 	protocol, userAgent           string
 	udp, listModules              bool
 	rulesFiles, nmapProbes, recog []string
@@ -49,6 +50,7 @@ func (g *grabFlags) register(cmd *cobra.Command, prefix string) {
 	fl.IntVar(&g.maxHandshakes, prefix+"max-handshakes", 5, "connections per service at most")
 	fl.IntVar(&g.concurrency, prefix+"concurrency", 256, "services grabbed at once")
 	fl.IntVar(&g.perHost, prefix+"per-host", 8, "services grabbed at once on one address")
+	fl.BoolVar(&g.tlsInner, prefix+"tls-inner", true, "identify the service inside TLS tunnels too (false: the handshake and the certificate chain only)")
 	fl.StringVar(&g.protocol, prefix+"protocol", "", "try only this protocol module (see --list-modules)")
 	fl.StringVar(&g.userAgent, prefix+"user-agent", grab.DefaultUserAgent, "User-Agent of HTTP requests")
 	fl.StringArrayVar(&g.rulesFiles, prefix+"rules", nil, "also load fingerprint rules from this `FILE` (our TOML format); repeatable")
@@ -87,7 +89,7 @@ func (g *grabFlags) grabber(pol *target.Policy, scanID string, stderr io.Writer)
 	}
 	return grab.New(grab.Config{
 		Timeout: g.timeout, GreetingWait: g.greetingWait, MaxBytes: g.maxBytes, MaxHandshakes: g.maxHandshakes,
-		Concurrency: g.concurrency, PerHost: g.perHost, UserAgent: g.userAgent, ScanID: scanID,
+		Concurrency: g.concurrency, PerHost: g.perHost, UserAgent: g.userAgent, ScanID: scanID, TLSHandshakeOnly: !g.tlsInner,
 		Allowed: func(a netip.Addr) bool {
 			if g.allowed != nil && !g.allowed(a) {
 				return false
