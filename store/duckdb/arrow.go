@@ -4,6 +4,7 @@ package duckdb
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -149,6 +150,20 @@ type columns struct {
 	events, services arrow.RecordBatch // nil when there are none
 }
 
+// nonEmpty is vs without its empty strings (vs itself when it has none).
+func nonEmpty(vs []string) []string {
+	if !slices.Contains(vs, "") {
+		return vs
+	}
+	var out []string
+	for _, v := range vs {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // buildColumns builds the columns of the batches' records, outside the
 // writer lock.
 func buildColumns(batches []*record.Batch) *columns {
@@ -167,8 +182,17 @@ func buildColumns(batches []*record.Batch) *columns {
 			r := &serviceRow{Service: s, versionKey: query.VersionKey(s.Version), text: searchText(s.Banner)}
 			r.hi, r.lo = hilo(s.IP)
 			// the whole observation: lookups read it instead of two dozen
-			// columns (mergeColumns keeps a grab's details over a bare SYN-ACK's)
-			r.details, _ = json.Marshal(s)
+			// columns (mergeColumns keeps a grab's details over a bare
+			// SYN-ACK's); its lists as the columns keep them, without
+			// empty elements
+			d := *s
+			d.Tags, d.CPE, d.Vulns = nonEmpty(d.Tags), nonEmpty(d.CPE), nonEmpty(d.Vulns)
+			if d.TLS != nil && len(nonEmpty(d.TLS.SANs)) != len(d.TLS.SANs) {
+				t := *d.TLS
+				t.SANs = nonEmpty(t.SANs)
+				d.TLS = &t
+			}
+			r.details, _ = json.Marshal(&d)
 			svs = append(svs, r)
 		}
 	}

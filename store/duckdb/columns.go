@@ -137,14 +137,18 @@ func listCol[T any](name string, get func(*T) []string) column[T] {
 	return column[T]{name, arrow.ListOf(arrow.BinaryTypes.String), func(b array.Builder, r *T) {
 		lb := b.(*array.ListBuilder)
 		vs := get(r)
-		if len(vs) == 0 {
+		// an empty string in a list (a tag, a CPE) says nothing, and
+		// stored it would be a NULL element that list functions choke on
+		if !slices.ContainsFunc(vs, func(v string) bool { return v != "" }) {
 			lb.AppendNull()
 			return
 		}
 		lb.Append(true)
 		vb := lb.ValueBuilder().(*array.StringBuilder)
 		for _, v := range vs {
-			appendText(vb, v)
+			if v != "" {
+				appendText(vb, v)
+			}
 		}
 	}}
 }

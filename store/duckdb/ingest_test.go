@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vantagehq/vantage/record"
+	"github.com/vantagehq/vantage/store"
 )
 
 func openTest(t testing.TB) *DB {
@@ -143,4 +144,38 @@ func BenchmarkIngestServices(b *testing.B) {
 		total += 50000
 	}
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "services/s")
+}
+
+// Empty strings in lists (a producer's tag "", a CPE "") are dropped: the
+// source's profile and lookups still answer, with the tags that say
+// something.
+func TestIngestEmptyListElements(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	src := netip.MustParseAddr("203.0.113.77")
+	ev := record.Event{ID: record.NewID(), Time: time.Now().UTC(), Sensor: "s1", Src: src, Dst: netip.MustParseAddr("198.51.100.200"),
+		DstPort: 22, Transport: "tcp", Tags: []string{"", "TCP_SYN", ""}}
+	svc := record.Service{ID: record.NewID(), Time: time.Now().UTC(), ScanID: "t", IP: src, Port: 22, Transport: "tcp", State: "open",
+		Tags: []string{""}, CPE: []string{"", "cpe:2.3:a:openbsd:openssh:9.6p1:*:*:*:*:*:*:*"}}
+	if _, err := s.Ingest(ctx, []*record.Batch{{ID: record.NewID(), Producer: "t", Events: []record.Event{ev}, Services: []record.Service{svc}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Profile(ctx, src, 10)
+	if err != nil {
+		t.Fatalf("profile: %v", err)
+	}
+	if len(p.Tags) != 1 || p.Tags[0] != "TCP_SYN" {
+		t.Errorf("profile tags %q", p.Tags)
+	}
+	h, err := s.Host(ctx, src)
+	if err != nil || len(h.Services) != 1 || len(h.Services[0].Tags) != 0 {
+		t.Fatalf("host %+v %v", h, err)
+	}
+	res, err := s.SearchServices(ctx, store.Search{Query: "cpe:cpe:2.3:a:openbsd:openssh:9.6p1:*:*:*:*:*:*:*", Limit: 1})
+	if err != nil || res.Total != 1 {
+		t.Errorf("search by the CPE: %+v %v", res, err)
+	}
 }
