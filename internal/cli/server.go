@@ -23,7 +23,10 @@ func newServerCmd() *cobra.Command {
 		Short: "Run the platform: bus, ingest, store and the API",
 		Long: `Server runs the platform in one process: an embedded NATS JetStream bus (or
 an external one with --nats), ingest from the bus into the store (DuckDB in the
-data directory), enrichment (country, ASN, organisation), and the JSON API.
+data directory, or ClickHouse with --store clickhouse://...), enrichment
+(country, ASN, organisation), the JSON API and the web UI, and the monitor's
+schedule of watchlist rescans (run by 'vantage scanner' workers, or by one in
+this process with --scan-worker).
 
 At first start it creates an admin API key and writes it to <data>/admin.key.
 Reads are open to everyone unless api.anonymous is false; writes (ingest from
@@ -33,7 +36,9 @@ Settings come from --config FILE (see 'vantage help config'), then VANTAGE_*
 environment variables, then these flags.`,
 		Example: `  vantage server --data /var/lib/vantage --listen 0.0.0.0:8080
   vantage server --config /etc/vantage/vantage.toml
-  vantage server --nats nats://n1:4222,nats://n2:4222 --nats-creds /etc/vantage/nats.creds`,
+  vantage server --nats nats://n1:4222,nats://n2:4222 --nats-creds /etc/vantage/nats.creds
+  vantage server --store 'clickhouse://127.0.0.1:9000/vantage?cluster=two'
+  vantage server --scan-worker --scan-allow-reserved 10.0.0.0/8`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := logger(cmd)
