@@ -2,7 +2,6 @@ package clickhouse
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -314,12 +313,12 @@ func (s *DB) SearchServices(ctx context.Context, r store.Search) (*store.Service
 	}
 	page, pargs := where, slices.Clone(args)
 	if r.Cursor != "" {
-		k, err := decodeServiceCursor(r.Cursor)
+		k, err := store.DecodeServiceCursor(r.Cursor)
 		if err != nil {
 			return nil, err
 		}
 		page = "(" + page + ") AND (ip_lo, ip_hi, port, transport) > (?, ?, ?, ?)"
-		pargs = append(pargs, k.lo, k.hi, k.port, k.transport)
+		pargs = append(pargs, k.Lo, k.Hi, k.Port, k.Transport)
 	}
 	rows, err := s.q.Query(ctx, serviceSelect+" WHERE "+page+
 		" ORDER BY ip_lo, ip_hi, port, transport LIMIT ?", append(pargs, limit+1)...)
@@ -345,7 +344,7 @@ func (s *DB) SearchServices(ctx context.Context, r store.Search) (*store.Service
 		res.Services = res.Services[:limit]
 		last := res.Services[limit-1]
 		hi, lo := query.AddrToHiLo(last.IP)
-		res.Next = encodeCursor("s", strconv.FormatUint(lo, 10), strconv.FormatUint(hi, 10),
+		res.Next = store.EncodeCursor("s", strconv.FormatUint(lo, 10), strconv.FormatUint(hi, 10),
 			strconv.Itoa(int(last.Port)), last.Transport)
 	}
 	return res, nil
@@ -405,43 +404,6 @@ func (s *DB) countFacets(ctx context.Context, table, where string, args []any, f
 		out[f.Field] = vals
 	}
 	return int64(total), out, nil
-}
-
-type serviceKey struct {
-	lo, hi    uint64
-	port      uint16
-	transport string
-}
-
-// Cursors are the DuckDB store's: a page of one store continues on the other.
-func encodeCursor(parts ...string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strings.Join(parts, "\x00")))
-}
-
-func decodeCursor(c, kind string, n int) ([]string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(b) > 256 {
-		return nil, store.ErrBadCursor
-	}
-	parts := strings.Split(string(b), "\x00")
-	if len(parts) != n || parts[0] != kind {
-		return nil, store.ErrBadCursor
-	}
-	return parts[1:], nil
-}
-
-func decodeServiceCursor(c string) (serviceKey, error) {
-	p, err := decodeCursor(c, "s", 5)
-	if err != nil {
-		return serviceKey{}, err
-	}
-	lo, err1 := strconv.ParseUint(p[0], 10, 64)
-	hi, err2 := strconv.ParseUint(p[1], 10, 64)
-	port, err3 := strconv.ParseUint(p[2], 10, 16)
-	if err1 != nil || err2 != nil || err3 != nil || p[3] != "tcp" && p[3] != "udp" {
-		return serviceKey{}, store.ErrBadCursor
-	}
-	return serviceKey{lo, hi, uint16(port), p[3]}, nil
 }
 
 const eventSelect = `SELECT id, ts_us, sensor, src_hi, src_lo, src_port, dst_hi, dst_lo, dst_port, transport, icmp_type,
@@ -516,7 +478,7 @@ func (s *DB) events(ctx context.Context, where string, args []any, limit int, cu
 	}
 	args = slices.Clone(args)
 	if cursor != "" {
-		p, err := decodeCursor(cursor, "e", 3)
+		p, err := store.DecodeCursor(cursor, "e", 3)
 		if err != nil {
 			return nil, err
 		}
@@ -546,7 +508,7 @@ func (s *DB) events(ctx context.Context, where string, args []any, limit int, cu
 	if len(res.Events) > limit {
 		res.Events = res.Events[:limit]
 		last := res.Events[limit-1]
-		res.Next = encodeCursor("e", strconv.FormatInt(last.Time.UnixMicro(), 10), last.ID.String())
+		res.Next = store.EncodeCursor("e", strconv.FormatInt(last.Time.UnixMicro(), 10), last.ID.String())
 	}
 	return res, nil
 }

@@ -107,13 +107,13 @@ func TestProfileTagEvidence(t *testing.T) {
 // cursor, not a database error.
 func TestForgedServiceCursor(t *testing.T) {
 	s := openTest(t)
-	for _, c := range []string{"cwA0ADAAOAA0000", encodeCursor("s", "1", "2", "80", "sctp"), encodeCursor("s", "1", "2", "80", "\xff")} {
+	for _, c := range []string{"cwA0ADAAOAA0000", store.EncodeCursor("s", "1", "2", "80", "sctp"), store.EncodeCursor("s", "1", "2", "80", "\xff")} {
 		_, err := s.SearchServices(context.Background(), store.Search{Cursor: c, Limit: 10})
 		if !errors.Is(err, store.ErrBadCursor) {
 			t.Errorf("cursor %q: %v, want a bad cursor", c, err)
 		}
 	}
-	if _, err := decodeServiceCursor(encodeCursor("s", "1", "2", "80", "tcp")); err != nil {
+	if _, err := store.DecodeServiceCursor(store.EncodeCursor("s", "1", "2", "80", "tcp")); err != nil {
 		t.Errorf("a real cursor refused: %v", err)
 	}
 }

@@ -3,7 +3,6 @@ package duckdb
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -305,12 +304,12 @@ func (s *DB) SearchServices(ctx context.Context, r store.Search) (*store.Service
 	}
 	page, pargs := where, slices.Clone(args)
 	if r.Cursor != "" {
-		k, err := decodeServiceCursor(r.Cursor)
+		k, err := store.DecodeServiceCursor(r.Cursor)
 		if err != nil {
 			return nil, err
 		}
 		page += ` AND (ip_lo, ip_hi, port, transport) > (?, ?, ?, ?)`
-		pargs = append(pargs, arg(k.lo), arg(k.hi), k.port, k.transport)
+		pargs = append(pargs, arg(k.Lo), arg(k.Hi), k.Port, k.Transport)
 	}
 	rows, err := s.db.QueryContext(ctx, serviceSelect+" WHERE "+page+
 		" ORDER BY ip_lo, ip_hi, port, transport LIMIT ?", append(pargs, limit+1)...)
@@ -332,7 +331,7 @@ func (s *DB) SearchServices(ctx context.Context, r store.Search) (*store.Service
 		res.Services = res.Services[:limit]
 		last := res.Services[limit-1]
 		hi, lo := query.AddrToHiLo(last.IP)
-		res.Next = encodeCursor("s", strconv.FormatUint(lo, 10), strconv.FormatUint(hi, 10),
+		res.Next = store.EncodeCursor("s", strconv.FormatUint(lo, 10), strconv.FormatUint(hi, 10),
 			strconv.Itoa(int(last.Port)), last.Transport)
 	}
 	return res, nil
@@ -473,45 +472,6 @@ func (s *DB) groupingSets(ctx context.Context, table, where string, args []any, 
 	return total, rows.Err()
 }
 
-type serviceKey struct {
-	lo, hi    uint64
-	port      uint16
-	transport string
-}
-
-func encodeCursor(parts ...string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strings.Join(parts, "\x00")))
-}
-
-func decodeCursor(c, kind string, n int) ([]string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(b) > 256 {
-		return nil, store.ErrBadCursor
-	}
-	parts := strings.Split(string(b), "\x00")
-	if len(parts) != n || parts[0] != kind {
-		return nil, store.ErrBadCursor
-	}
-	return parts[1:], nil
-}
-
-func decodeServiceCursor(c string) (serviceKey, error) {
-	p, err := decodeCursor(c, "s", 5)
-	if err != nil {
-		return serviceKey{}, err
-	}
-	lo, err1 := strconv.ParseUint(p[0], 10, 64)
-	hi, err2 := strconv.ParseUint(p[1], 10, 64)
-	port, err3 := strconv.ParseUint(p[2], 10, 16)
-	// the transport goes to the database as text: only the values a
-	// service can have (a forged byte string is not valid UTF-8, which
-	// DuckDB refuses with an error, not with an empty page)
-	if err1 != nil || err2 != nil || err3 != nil || p[3] != "tcp" && p[3] != "udp" {
-		return serviceKey{}, store.ErrBadCursor
-	}
-	return serviceKey{lo, hi, uint16(port), p[3]}, nil
-}
-
 // eventSelect reads events in the column order scanEvent expects.
 const eventSelect = `SELECT id, ts, sensor, src_hi, src_lo, src_port, dst_hi, dst_lo, dst_port, transport, icmp_type,
 	icmp_code, ttl, ip_id, tcp_flags, tcp_window, tcp_seq, tcp_options, handshake, payload, http_method, http_path,
@@ -577,7 +537,7 @@ func (s *DB) events(ctx context.Context, where string, args []any, limit int, cu
 	}
 	args = slices.Clone(args)
 	if cursor != "" {
-		p, err := decodeCursor(cursor, "e", 3)
+		p, err := store.DecodeCursor(cursor, "e", 3)
 		if err != nil {
 			return nil, err
 		}
@@ -609,7 +569,7 @@ func (s *DB) events(ctx context.Context, where string, args []any, limit int, cu
 	if len(res.Events) > limit {
 		res.Events = res.Events[:limit]
 		last := res.Events[limit-1]
-		res.Next = encodeCursor("e", strconv.FormatInt(last.Time.UnixMicro(), 10), last.ID.String())
+		res.Next = store.EncodeCursor("e", strconv.FormatInt(last.Time.UnixMicro(), 10), last.ID.String())
 	}
 	return res, nil
 }
