@@ -199,6 +199,17 @@ func buildColumns(batches []*record.Batch) *columns {
 	return &columns{events: events.build(evs), services: stageServices.build(svs)}
 }
 
+// rows is how many records the columns hold.
+func (c *columns) rows() int64 {
+	var n int64
+	for _, r := range []arrow.RecordBatch{c.events, c.services} {
+		if r != nil {
+			n += r.NumRows()
+		}
+	}
+	return n
+}
+
 func (c *columns) release() {
 	for _, r := range []arrow.RecordBatch{c.events, c.services} {
 		if r != nil {

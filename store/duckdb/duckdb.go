@@ -49,6 +49,8 @@ type DB struct {
 	opts      Options
 	log       *slog.Logger
 
+	threads int // DuckDB's thread count for queries (Options.Threads or all cores)
+
 	// under wmu
 	seq        int64 // the last ingest call's number (events.seq)
 	profileSeq int64 // events up to this seq are folded into profiles
@@ -106,6 +108,10 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 			s.Close()
 			return nil, err
 		}
+	}
+	if err := s.w.QueryRowContext(ctx, `SELECT current_setting('threads')`).Scan(&s.threads); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open store %s: threads: %w", dir, err)
 	}
 	if err := s.loadSeqs(ctx); err != nil {
 		s.Close()
