@@ -27,7 +27,11 @@ type Batcher struct {
 	mu    sync.Mutex
 	cur   *Batch
 	first time.Time // when cur got its first record
-	queue chan *Batch
+	// the sizes of the last batch sent: the next one's slices start
+	// there, so a busy producer fills them without growing them ten times
+	// and copying every record on the way
+	lastServices, lastEvents int
+	queue                    chan *Batch
 	// pushers counts goroutines about to put a batch on the queue, so Close
 	// does not close it under them; closing stops new ones
 	pushers sync.WaitGroup
@@ -85,6 +89,12 @@ func (b *Batcher) lock() *Batch {
 	}
 	if b.cur == nil {
 		b.cur = &Batch{ID: NewID(), Producer: b.cfg.Producer}
+		if b.lastServices > 0 {
+			b.cur.Services = make([]Service, 0, b.lastServices)
+		}
+		if b.lastEvents > 0 {
+			b.cur.Events = make([]Event, 0, b.lastEvents)
+		}
 		b.first = time.Now()
 	}
 	return b.cur
@@ -95,6 +105,7 @@ func (b *Batcher) unlock(cur *Batch) {
 	var full *Batch
 	if cur.Len() >= b.cfg.MaxRecords {
 		full, b.cur = cur, nil
+		b.lastServices, b.lastEvents = len(full.Services), len(full.Events)
 		b.pushers.Add(1)
 	}
 	b.mu.Unlock()
@@ -110,6 +121,7 @@ func (b *Batcher) flushOld() {
 	var old *Batch
 	if !b.closing && b.cur != nil && time.Since(b.first) >= b.cfg.MaxDelay {
 		old, b.cur = b.cur, nil
+		b.lastServices, b.lastEvents = len(old.Services), len(old.Events)
 		b.pushers.Add(1)
 	}
 	b.mu.Unlock()

@@ -3,6 +3,7 @@ package record
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -62,5 +63,19 @@ func TestBatcherCloseDeadline(t *testing.T) {
 	defer cancel()
 	if err := b.Close(ctx); !errors.Is(err, ErrUnsent) {
 		t.Fatalf("close: %v, want ErrUnsent", err)
+	}
+}
+
+// BenchmarkBatcherAddEvent: a busy producer adding events to full batches.
+func BenchmarkBatcherAddEvent(b *testing.B) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	pool := sampleBatch(rng, 1000).Events
+	bt := NewBatcher(BatcherConfig{Producer: "bench", Send: func(context.Context, *Batch) error { return nil }})
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		bt.AddEvent(pool[i%len(pool)])
+	}
+	if err := bt.Close(context.Background()); err != nil {
+		b.Fatal(err)
 	}
 }
