@@ -8,7 +8,9 @@
 #   sudo bench/grab.sh            prints a markdown summary
 #
 # Knobs: REPS=3 (farm runs per port), CONCURRENCY=1000, SECTIONS=services,farm,
-# NETLAB=PATH. Takes the lab lock like every lab user; brings the lab and its
+# ROWS=80,443,443h,22 (farm rows; 443h: handshake only), COMPARE=BIN (a second
+# vantage build run alternately with this tree's, for an A/B under the same
+# load), PROFILES=DIR (a CPU profile of every farm run), NETLAB=PATH. Takes the lab lock like every lab user; brings the lab and its
 # services up when absent and takes down only what it brought up.
 set -euo pipefail
 export GOFLAGS="${GOFLAGS:+$GOFLAGS }-tags=duckdb_arrow"
@@ -23,4 +25,4 @@ trap 'rm -rf "$BIN"' EXIT
 cd "$ROOT"
 go build -o "$BIN/vantage" ./cmd/vantage
 go build -o "$BIN/grabbench" ./bench/grabbench
-"$BIN/grabbench" -vantage "$BIN/vantage" -reps "${REPS:-3}" -concurrency "${CONCURRENCY:-1000}" -sections "${SECTIONS:-services,farm}"
+"$BIN/grabbench" -vantage "$BIN/vantage" -reps "${REPS:-3}" -concurrency "${CONCURRENCY:-1000}" -sections "${SECTIONS:-services,farm}" -rows "${ROWS:-80,443,443h,22}" ${COMPARE:+-compare "$COMPARE"} ${PROFILES:+-cpuprofile "$PROFILES"}

@@ -24,6 +24,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,11 +47,19 @@ var zgrab2 = map[int]struct {
 	22:  {0, 1771, "ssh banner"},
 }
 
+// farmOpts are the farm section's knobs.
+var farmOpts struct {
+	rows, compare, profiles string
+}
+
 func main() {
 	vantage := flag.String("vantage", "vantage", "the vantage binary")
 	reps := flag.Int("reps", 3, "runs of each farm protocol")
 	conc := flag.Int("concurrency", 1000, "vantage grab --concurrency on the farm")
 	sections := flag.String("sections", "services,farm", "what to run")
+	flag.StringVar(&farmOpts.rows, "rows", "80,443,443h,22", "farm rows to run: 80, 443 (handshake then HTTP), 443h (handshake only), 22")
+	flag.StringVar(&farmOpts.compare, "compare", "", "a second vantage `binary` run on the farm too, alternating with -vantage run by run, so two builds are compared under the same load")
+	flag.StringVar(&farmOpts.profiles, "cpuprofile", "", "write a CPU profile of every farm run of vantage grab into `DIR`")
 	flag.Parse()
 	if err := run(*vantage, *reps, *conc, *sections); err != nil {
 		fmt.Fprintln(os.Stderr, "grabbench:", err)
@@ -227,96 +236,135 @@ func parseNmap(b []byte) map[netip.AddrPort]outcome {
 
 func farm(ctx context.Context, l *lab.Lab, vantage string, reps, conc int) error {
 	fmt.Printf("## Host farm, one protocol at a time (--concurrency %d, %d runs each, median)\n\n", conc, reps)
+	// with -compare, two builds take turns run by run, so a load that
+	// comes and goes on the machine weighs on both alike
+	bins := []struct{ label, path string }{{"", vantage}}
+	if farmOpts.compare != "" {
+		bins = []struct{ label, path string }{{"A", vantage}, {"B", farmOpts.compare}}
+		fmt.Printf("A: %s\nB: %s\n\n", vantage, farmOpts.compare)
+	}
 	// the process's own start (runtime, rule compilation) with no target,
 	// so the per-grab figure can be given with and without it
-	var starts []float64
-	for r := 0; r < 3; r++ {
-		_, ru, err := runIn(ctx, "", vantage, "grab", "-q")
-		if err != nil {
-			return fmt.Errorf("vantage grab with no target: %w", err)
+	start := make([]float64, len(bins))
+	for bi, b := range bins {
+		var starts []float64
+		for r := 0; r < 3; r++ {
+			_, ru, err := runIn(ctx, "", b.path, "grab", "-q")
+			if err != nil {
+				return fmt.Errorf("vantage grab with no target: %w", err)
+			}
+			starts = append(starts, cpuMS(ru))
 		}
-		starts = append(starts, cpuMS(ru))
+		start[bi] = median(starts)
+		name := "vantage grab"
+		if b.label != "" {
+			name = b.label
+		}
+		fmt.Printf("Start-up of %s with no target: %.1f CPU ms (median of 3).\n\n", name, start[bi])
 	}
-	start := median(starts)
-	fmt.Printf("Start-up of vantage grab with no target: %.1f CPU ms (median of 3).\n\n", start)
 	fmt.Println("| port | services | grabs/s | CPU ms per grab | same, start-up excluded | errors | banners matching truth | zgrab2 before we started | CPU ratio (excl. start-up) |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	// 443 twice: as we grab it by default (the handshake, then HTTP inside
 	// the tunnel), and the handshake alone, the work zgrab2's tls module
 	// does
+	want := map[string]bool{}
+	for _, r := range strings.Split(farmOpts.rows, ",") {
+		want[strings.TrimSpace(r)] = true
+	}
 	for _, c := range []struct {
+		row   string
 		port  int
 		label string
 		extra []string
-	}{{80, "80", nil}, {443, "443 (handshake, then HTTP inside)", nil}, {443, "443 (handshake only: --tls-inner=false)", []string{"--tls-inner=false"}}, {22, "22", nil}} {
+	}{{"80", 80, "80", nil}, {"443", 443, "443 (handshake, then HTTP inside)", nil}, {"443h", 443, "443 (handshake only: --tls-inner=false)", []string{"--tls-inner=false"}}, {"22", 22, "22", nil}} {
+		if !want[c.row] {
+			continue
+		}
 		port := c.port
 		out, err := exec.CommandContext(ctx, l.Script, "truth", strconv.Itoa(port), "--banner").Output()
 		if err != nil {
 			return fmt.Errorf("netlab truth %d --banner: %w", port, err)
 		}
-		want := map[string]string{}
+		truth := map[string]string{}
 		var targets []string
 		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 			a, b, _ := strings.Cut(line, "\t")
 			key := a + ":" + strconv.Itoa(port)
-			want[key] = b
+			truth[key] = b
 			targets = append(targets, key)
 		}
-		var rates, cpus []float64
-		var lastErrs, lastMatch int
+		type tally struct {
+			rates, cpus []float64
+			errs, match int
+		}
+		got := make([]tally, len(bins))
 		for r := 0; r < reps; r++ {
-			t0 := time.Now()
-			res, ru, err := runIn(ctx, strings.Join(targets, "\n"), vantage, append([]string{"grab", "-q", "--allow-reserved", "198.18.0.0/15",
-				"--concurrency", strconv.Itoa(conc), "--per-host", "2"}, c.extra...)...)
-			el := time.Since(t0)
-			if err != nil {
-				return fmt.Errorf("vantage grab port %d: %w", port, err)
+			for bi, b := range bins {
+				args := append([]string{"grab", "-q", "--allow-reserved", "198.18.0.0/15",
+					"--concurrency", strconv.Itoa(conc), "--per-host", "2"}, c.extra...)
+				if farmOpts.profiles != "" {
+					args = append(args, "--cpuprofile", filepath.Join(farmOpts.profiles, fmt.Sprintf("%s%s-%d.prof", c.row, b.label, r)))
+				}
+				t0 := time.Now()
+				res, ru, err := runIn(ctx, strings.Join(targets, "\n"), b.path, args...)
+				el := time.Since(t0)
+				if err != nil {
+					return fmt.Errorf("vantage grab port %d: %w", port, err)
+				}
+				errs, match := 0, 0
+				sc := bufio.NewScanner(bytes.NewReader(res))
+				sc.Buffer(nil, 8<<20)
+				for sc.Scan() {
+					var g struct {
+						IP     string
+						Port   int
+						Banner string
+						Error  string
+						HTTP   *struct{ Server string }
+						TLS    *struct{ Subject string }
+					}
+					if json.Unmarshal(sc.Bytes(), &g) != nil {
+						continue
+					}
+					if g.Error != "" {
+						errs++
+					}
+					have := strings.TrimRight(g.Banner, "\r\n")
+					if g.HTTP != nil {
+						have = g.HTTP.Server
+					}
+					switch {
+					case c.extra != nil && g.TLS != nil && g.TLS.Subject != "":
+						match++ // handshake only: the certificate is what there is to match
+					case c.extra == nil && have == truth[g.IP+":"+strconv.Itoa(g.Port)]:
+						match++
+					}
+				}
+				t := &got[bi]
+				t.rates = append(t.rates, float64(len(targets))/el.Seconds())
+				t.cpus = append(t.cpus, cpuMS(ru)/float64(len(targets)))
+				t.errs, t.match = errs, match
 			}
-			errs, match := 0, 0
-			sc := bufio.NewScanner(bytes.NewReader(res))
-			sc.Buffer(nil, 8<<20)
-			for sc.Scan() {
-				var g struct {
-					IP     string
-					Port   int
-					Banner string
-					Error  string
-					HTTP   *struct{ Server string }
-					TLS    *struct{ Subject string }
-				}
-				if json.Unmarshal(sc.Bytes(), &g) != nil {
-					continue
-				}
-				if g.Error != "" {
-					errs++
-				}
-				have := strings.TrimRight(g.Banner, "\r\n")
-				if g.HTTP != nil {
-					have = g.HTTP.Server
-				}
-				switch {
-				case c.extra != nil && g.TLS != nil && g.TLS.Subject != "":
-					match++ // handshake only: the certificate is what there is to match
-				case c.extra == nil && have == want[g.IP+":"+strconv.Itoa(g.Port)]:
-					match++
-				}
-			}
-			rates = append(rates, float64(len(targets))/el.Seconds())
-			cpus = append(cpus, cpuMS(ru)/float64(len(targets)))
-			lastErrs, lastMatch = errs, match
 		}
 		z := zgrab2[port]
-		net := median(cpus) - start/float64(len(targets))
-		ratio := "-"
-		if z.cpuMS > 0 {
-			ratio = fmt.Sprintf("%.2fx (%.2fx)", median(cpus)/z.cpuMS, net/z.cpuMS)
+		for bi, b := range bins {
+			t := got[bi]
+			net := median(t.cpus) - start[bi]/float64(len(targets))
+			ratio := "-"
+			if z.cpuMS > 0 {
+				ratio = fmt.Sprintf("%.2fx (%.2fx)", median(t.cpus)/z.cpuMS, net/z.cpuMS)
+			}
+			ref := fmt.Sprintf("%s: %.0f/s", z.what, z.rate)
+			if z.cpuMS > 0 {
+				ref += fmt.Sprintf(", %.2f CPU ms", z.cpuMS)
+			}
+			label := c.label
+			if b.label != "" {
+				label = b.label + ": " + label
+			}
+			fmt.Printf("| %s | %d | %.0f (%.0f-%.0f) | %.3f (%.3f-%.3f) | %.3f | %d | %d of %d | %s | %s |\n", label, len(targets),
+				median(t.rates), minOf(t.rates), maxOf(t.rates), median(t.cpus), minOf(t.cpus), maxOf(t.cpus), net, t.errs, t.match, len(targets), ref, ratio)
 		}
-		ref := fmt.Sprintf("%s: %.0f/s", z.what, z.rate)
-		if z.cpuMS > 0 {
-			ref += fmt.Sprintf(", %.2f CPU ms", z.cpuMS)
-		}
-		fmt.Printf("| %s | %d | %.0f (%.0f-%.0f) | %.3f (%.3f-%.3f) | %.3f | %d | %d of %d | %s | %s |\n", c.label, len(targets),
-			median(rates), minOf(rates), maxOf(rates), median(cpus), minOf(cpus), maxOf(cpus), net, lastErrs, lastMatch, len(targets), ref, ratio)
 	}
 	fmt.Println("\nOn the handshake-only row, \"banners matching truth\" counts the services whose certificate was recorded.")
 	fmt.Println("CPU is the grabber process's user+system time over all its grabs (process start and")
