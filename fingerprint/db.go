@@ -22,8 +22,25 @@ const MaxFieldBytes = 16 << 10
 // earlier rules (ours, before any imported ones) take precedence.
 type DB struct {
 	rules  []*compiledRule
-	protos map[string]*protoIndex
-	any    *protoIndex // for protocols no rule names: the "*" rules
+	protos map[string]*lazyIndex
+	any    *lazyIndex // for protocols no rule names: the "*" rules
+}
+
+// lazyIndex builds a protocol's index on first use: a grabber that sees
+// one protocol (or a few) pays for those rules only.
+type lazyIndex struct {
+	once     sync.Once
+	pi       *protoIndex
+	rules    []*compiledRule
+	protocol string
+}
+
+func (l *lazyIndex) get() *protoIndex {
+	l.once.Do(func() {
+		l.pi = newProtoIndex(l.rules, l.protocol)
+		l.rules = nil
+	})
+	return l.pi
 }
 
 // protoIndex is the rules that apply to one protocol, in DB order, with a
@@ -135,15 +152,19 @@ type Stats struct {
 func (db *DB) Stats() Stats {
 	s := Stats{Rules: len(db.rules), Protocols: len(db.protos)}
 	for _, r := range db.rules {
+		r.ensure()
 		if r.clauses != nil {
 			s.Prefiltered++
 		} else {
 			s.Unfiltered++
 		}
 	}
-	pis := []*protoIndex{db.any}
-	for _, pi := range db.protos {
-		pis = append(pis, pi)
+	var pis []*protoIndex
+	if db.any != nil {
+		pis = append(pis, db.any.get())
+	}
+	for _, l := range db.protos {
+		pis = append(pis, l.get())
 	}
 	for _, pi := range pis {
 		if pi == nil {
@@ -159,7 +180,7 @@ func (db *DB) Stats() Stats {
 }
 
 func build(rules []*compiledRule) (*DB, error) {
-	db := &DB{rules: rules, protos: map[string]*protoIndex{}}
+	db := &DB{rules: rules, protos: map[string]*lazyIndex{}}
 	seen := make(map[string]string, len(rules))
 	var errs []error
 	protos := map[string]bool{}
@@ -177,9 +198,9 @@ func build(rules []*compiledRule) (*DB, error) {
 		return nil, errors.Join(errs...)
 	}
 	for p := range protos {
-		db.protos[p] = newProtoIndex(rules, p)
+		db.protos[p] = &lazyIndex{rules: rules, protocol: p}
 	}
-	db.any = newProtoIndex(rules, "")
+	db.any = &lazyIndex{rules: rules}
 	return db, nil
 }
 
@@ -205,6 +226,7 @@ func newProtoIndex(all []*compiledRule, protocol string) *protoIndex {
 		if r.Protocol != "*" && r.Protocol != protocol {
 			continue
 		}
+		r.ensure()
 		pos := int32(len(pi.rules))
 		pi.rules = append(pi.rules, r)
 		f, ok := fieldIdx[r.Field]
@@ -272,13 +294,13 @@ func newProtoIndex(all []*compiledRule, protocol string) *protoIndex {
 }
 
 func (db *DB) index(protocol string) *protoIndex {
-	if pi, ok := db.protos[protocol]; ok {
-		return pi
+	if l, ok := db.protos[protocol]; ok {
+		return l.get()
 	}
 	if db.any == nil {
 		return emptyIndex
 	}
-	return db.any
+	return db.any.get()
 }
 
 var emptyIndex = newProtoIndex(nil, "")
@@ -477,6 +499,7 @@ const (
 func (db *DB) identifySlow(protocol string, fields map[string]string, mode scanMode) (m Match, ok bool, runs int) {
 	if mode == modeAllRules {
 		for _, r := range db.rules {
+			r.ensure()
 			text, has := fields[r.Field]
 			if !has {
 				continue

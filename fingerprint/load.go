@@ -19,7 +19,10 @@ import (
 //go:embed rules/*.toml
 var embedded embed.FS
 
-var defaultDB = sync.OnceValues(func() (*DB, error) { return LoadFS(embedded, "rules") })
+// defaultDB compiles each built-in rule on its first use (they are
+// validated by this package's tests): a grabber that sees one protocol
+// compiles only that protocol's rules, and starts faster.
+var defaultDB = sync.OnceValues(func() (*DB, error) { return loadFS(embedded, "rules", true) })
 
 // Default returns the built-in rules (fingerprint/rules/*.toml). They are
 // validated by the package's tests, so a failure here is a programming
@@ -86,14 +89,20 @@ func (l *stringList) UnmarshalTOML(v any) error {
 // ParseRules reads one rules file without compiling the rules; name is
 // used for Rule.Source ("name:line") and in errors.
 func ParseRules(name string, data []byte) ([]Rule, error) {
+	rules, _, err := parseRules(name, data)
+	return rules, err
+}
+
+// parseRules is ParseRules, also returning where each rule and key is.
+func parseRules(name string, data []byte) ([]Rule, fileLines, error) {
 	var f ruleFile
 	md, err := toml.Decode(string(data), &f)
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("%s:%d: %s", name, pe.Position.Line, pe.Message)
+			return nil, fileLines{}, fmt.Errorf("%s:%d: %s", name, pe.Position.Line, pe.Message)
 		}
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, fileLines{}, fmt.Errorf("%s: %w", name, err)
 	}
 	lines := ruleLines(data)
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
@@ -101,7 +110,7 @@ func ParseRules(name string, data []byte) ([]Rule, error) {
 		for _, k := range undecoded {
 			errs = append(errs, fmt.Errorf("%s:%d: unknown key %q", name, lines.keyLine(k), k.String()))
 		}
-		return nil, errors.Join(errs...)
+		return nil, fileLines{}, errors.Join(errs...)
 	}
 	rules := make([]Rule, len(f.Rules))
 	for i, e := range f.Rules {
@@ -125,17 +134,29 @@ func ParseRules(name string, data []byte) ([]Rule, error) {
 		}
 		rules[i] = r
 	}
-	return rules, nil
+	return rules, lines, nil
 }
 
 // compileFile parses and compiles one file, reporting every error with the
 // line of the offending key.
 func compileFile(name string, data []byte) ([]*compiledRule, error) {
-	rules, err := ParseRules(name, data)
+	return compileFileLazy(name, data, false)
+}
+
+// compileFileLazy is compileFile; with lazy, the rules are parsed but each
+// is compiled on its first use (see lazyRule).
+func compileFileLazy(name string, data []byte, lazy bool) ([]*compiledRule, error) {
+	rules, lines, err := parseRules(name, data)
 	if err != nil {
 		return nil, err
 	}
-	lines := ruleLines(data)
+	if lazy {
+		out := make([]*compiledRule, len(rules))
+		for i, r := range rules {
+			out[i] = lazyRule(r)
+		}
+		return out, nil
+	}
 	var errs []error
 	out := make([]*compiledRule, 0, len(rules))
 	for i, r := range rules {
@@ -182,7 +203,9 @@ func LoadFile(name string) (*DB, error) {
 
 // LoadFS compiles every *.toml file of dir in fsys, in name order, into
 // one DB.
-func LoadFS(fsys fs.FS, dir string) (*DB, error) {
+func LoadFS(fsys fs.FS, dir string) (*DB, error) { return loadFS(fsys, dir, false) }
+
+func loadFS(fsys fs.FS, dir string, lazy bool) (*DB, error) {
 	names, err := fs.Glob(fsys, path.Join(dir, "*.toml"))
 	if err != nil {
 		return nil, fmt.Errorf("fingerprint rules %s: %w", dir, err)
@@ -199,7 +222,7 @@ func LoadFS(fsys fs.FS, dir string) (*DB, error) {
 			errs = append(errs, fmt.Errorf("fingerprint rules: %w", err))
 			continue
 		}
-		rules, err := compileFile(n, data)
+		rules, err := compileFileLazy(n, data, lazy)
 		if err != nil {
 			errs = append(errs, err)
 			continue

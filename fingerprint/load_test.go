@@ -1,6 +1,7 @@
 package fingerprint
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -251,5 +252,37 @@ func TestConcurrentIdentify(t *testing.T) {
 	}
 	for g := 0; g < 8; g++ {
 		<-done
+	}
+}
+
+// TestBuiltinRulesValid compiles every built-in rule at once, as LoadFS
+// does for any other rules: Default compiles each on its first use, so an
+// invalid built-in rule would otherwise show only when its protocol is
+// first seen. The lazy DB must describe the same rules as the eager one.
+func TestBuiltinRulesValid(t *testing.T) {
+	eager, err := LoadFS(embedded, "rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lazy, err := loadFS(embedded, "rules", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(eager.Rules(), lazy.Rules()) {
+		t.Fatal("lazy built-in rules differ from the eager ones")
+	}
+	if es, ls := eager.Stats(), lazy.Stats(); es != ls {
+		t.Fatalf("stats: eager %+v, lazy %+v", es, ls)
+	}
+	for _, s := range benchServices() {
+		fresh, err := loadFS(embedded, "rules", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m1, ok1 := eager.Identify(s.protocol, s.fields)
+		m2, ok2 := fresh.Identify(s.protocol, s.fields)
+		if ok1 != ok2 || !reflect.DeepEqual(m1, m2) {
+			t.Errorf("%s: eager %+v %v, lazy %+v %v", s.protocol, m1, ok1, m2, ok2)
+		}
 	}
 }

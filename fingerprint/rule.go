@@ -8,6 +8,7 @@ import (
 	"regexp/syntax"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Rule is one identification rule, as written in a rules file or produced
@@ -62,9 +63,17 @@ type Match struct {
 	Source string
 }
 
-// compiledRule is a validated rule ready to run.
+// compiledRule is a validated rule ready to run. The built-in rules
+// (validated by this package's tests) are compiled on first use instead:
+// see lazyRule and ensure.
 type compiledRule struct {
 	Rule
+	once sync.Once
+	*ruleCode
+}
+
+// ruleCode is what compiling a rule makes.
+type ruleCode struct {
 	re     *regexp.Regexp
 	groups int
 
@@ -156,7 +165,7 @@ func compile(r Rule) (*compiledRule, error) {
 	if err != nil {
 		return nil, fail("pattern", err)
 	}
-	c := &compiledRule{Rule: r, re: re, groups: re.NumSubexp()}
+	c := &compiledRule{Rule: r, ruleCode: &ruleCode{re: re, groups: re.NumSubexp()}}
 	groups := groupLookup{n: c.groups, names: map[string]int{}}
 	for i, name := range re.SubexpNames() {
 		if name != "" {
@@ -211,6 +220,30 @@ func compile(r Rule) (*compiledRule, error) {
 		c.clauses, c.exotic = requiredLiterals(parsed, r.Bytes)
 	}
 	return c, nil
+}
+
+// lazyRule is a rule compiled by ensure, on its first use. Only for rules
+// known to be valid (the built-in ones): ensure panics on an invalid rule.
+func lazyRule(r Rule) *compiledRule {
+	if r.Field == "" {
+		r.Field = "banner"
+	}
+	return &compiledRule{Rule: r}
+}
+
+// ensure compiles a lazy rule; it is safe for concurrent use and does
+// nothing for a rule compiled already.
+func (c *compiledRule) ensure() {
+	c.once.Do(func() {
+		if c.ruleCode != nil {
+			return
+		}
+		cc, err := compile(c.Rule)
+		if err != nil {
+			panic("fingerprint: built-in rules: " + err.Error())
+		}
+		c.ruleCode = cc.ruleCode
+	})
 }
 
 func asciiLower(s string) string {
