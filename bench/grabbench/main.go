@@ -262,8 +262,8 @@ func farm(ctx context.Context, l *lab.Lab, vantage string, reps, conc int) error
 		}
 		fmt.Printf("Start-up of %s with no target: %.1f CPU ms (median of 3).\n\n", name, start[bi])
 	}
-	fmt.Println("| port | services | grabs/s | CPU ms per grab | same, start-up excluded | errors | banners matching truth | zgrab2 before we started | CPU ratio (excl. start-up) |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| port | services | grabs/s | CPU ms per grab | same, start-up excluded | errors | banners matching truth | zgrab2 before we started | CPU ratio (excl. start-up) | max RSS |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	// 443 twice: as we grab it by default (the handshake, then HTTP inside
 	// the tunnel), and the handshake alone, the work zgrab2's tls module
 	// does
@@ -296,6 +296,7 @@ func farm(ctx context.Context, l *lab.Lab, vantage string, reps, conc int) error
 		type tally struct {
 			rates, cpus []float64
 			errs, match int
+			rss         int64 // KiB, the largest of the runs
 		}
 		got := make([]tally, len(bins))
 		for r := 0; r < reps; r++ {
@@ -344,6 +345,9 @@ func farm(ctx context.Context, l *lab.Lab, vantage string, reps, conc int) error
 				t.rates = append(t.rates, float64(len(targets))/el.Seconds())
 				t.cpus = append(t.cpus, cpuMS(ru)/float64(len(targets)))
 				t.errs, t.match = errs, match
+				if ru != nil {
+					t.rss = max(t.rss, ru.Maxrss)
+				}
 			}
 		}
 		z := zgrab2[port]
@@ -362,8 +366,8 @@ func farm(ctx context.Context, l *lab.Lab, vantage string, reps, conc int) error
 			if b.label != "" {
 				label = b.label + ": " + label
 			}
-			fmt.Printf("| %s | %d | %.0f (%.0f-%.0f) | %.3f (%.3f-%.3f) | %.3f | %d | %d of %d | %s | %s |\n", label, len(targets),
-				median(t.rates), minOf(t.rates), maxOf(t.rates), median(t.cpus), minOf(t.cpus), maxOf(t.cpus), net, t.errs, t.match, len(targets), ref, ratio)
+			fmt.Printf("| %s | %d | %.0f (%.0f-%.0f) | %.3f (%.3f-%.3f) | %.3f | %d | %d of %d | %s | %s | %.0f MiB |\n", label, len(targets),
+				median(t.rates), minOf(t.rates), maxOf(t.rates), median(t.cpus), minOf(t.cpus), maxOf(t.cpus), net, t.errs, t.match, len(targets), ref, ratio, float64(t.rss)/1024)
 		}
 	}
 	fmt.Println("\nOn the handshake-only row, \"banners matching truth\" counts the services whose certificate was recorded.")
