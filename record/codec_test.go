@@ -171,6 +171,13 @@ func TestIDs(t *testing.T) {
 	if ServiceID("s", ip, 80, "tcp") != ServiceID("s", ip, 80, "tcp") || ServiceID("s", ip, 80, "tcp") == ServiceID("s", ip, 81, "tcp") {
 		t.Fatal("service ids not stable or not distinct")
 	}
+	// IDs are stable across versions: a redelivered record must keep its ID
+	if got := ServiceID("scan-1", netip.MustParseAddr("198.18.0.7"), 443, "tcp").String(); got != "1300ec385c44caf7409134f905eb64ec" {
+		t.Errorf("ServiceID changed: %s", got)
+	}
+	if got := HashID("a", "", "ünï").String(); got != "813dcf10564cb89a545b2cfca7068ebc" {
+		t.Errorf("HashID changed: %s", got)
+	}
 	if HashID("ab", "c") == HashID("a", "bc") {
 		t.Fatal("hash ids ambiguous across part boundaries")
 	}

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 )
 
@@ -27,12 +28,19 @@ func NewID() ID {
 // HashID derives a stable ID from parts, so the same observation always
 // gets the same ID.
 func HashID(parts ...string) ID {
-	h := sha256.New()
+	// each part as "len:part;", built without fmt (a grabber derives an
+	// ID per service)
+	var stack [256]byte
+	b := stack[:0]
 	for _, p := range parts {
-		fmt.Fprintf(h, "%d:%s;", len(p), p)
+		b = strconv.AppendInt(b, int64(len(p)), 10)
+		b = append(b, ':')
+		b = append(b, p...)
+		b = append(b, ';')
 	}
+	sum := sha256.Sum256(b)
 	var id ID
-	copy(id[:], h.Sum(nil))
+	copy(id[:], sum[:])
 	return id
 }
 
@@ -94,7 +102,7 @@ type Service struct {
 // ServiceID is the stable ID of one scan's observation of ip:port/transport:
 // a scanner that publishes it twice publishes the same record.
 func ServiceID(scanID string, ip netip.Addr, port uint16, transport string) ID {
-	return HashID("service", scanID, ip.String(), fmt.Sprint(port), transport)
+	return HashID("service", scanID, ip.String(), strconv.Itoa(int(port)), transport)
 }
 
 // HTTP is what an HTTP grab learnt.
