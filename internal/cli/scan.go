@@ -345,6 +345,7 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 		if err != nil {
 			return err
 		}
+		grabGC(cmd.Context())
 		pipe = newGrabPipe(gr, out, f.grabFlags.concurrency)
 		cfg.Output = grabWriter{ctx: cmd.Context(), pipe: pipe}
 		run.setPipe(pipe)

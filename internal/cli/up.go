@@ -402,11 +402,22 @@ func (u *upRun) scanOwn(ctx context.Context, round int, addrs []netip.Addr) firs
 func inProcess(ctx context.Context, w io.Writer, args ...string) error {
 	root := newRoot(strings.NewReader(""), io.Discard, w)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	err := root.ExecuteContext(context.WithValue(ctx, inProcessKey{}, true))
 	if errors.Is(err, errInterrupted) || ctx.Err() != nil {
 		return nil
 	}
 	return err
+}
+
+// inProcessKey marks the context of a command run by inProcess.
+type inProcessKey struct{}
+
+// runsInProcess says whether a command runs inside another (a server's
+// scan worker) rather than as the process itself: process-wide settings
+// are not its to change.
+func runsInProcess(ctx context.Context) bool {
+	v, _ := ctx.Value(inProcessKey{}).(bool)
+	return v
 }
 
 var publishedRE = regexp.MustCompile(`published (\d+) records`)
