@@ -231,20 +231,11 @@ func runScan(cmd *cobra.Command, f *scanFlags, args []string) error {
 	if f.metrics != "" {
 		reg := metrics.NewRegistry("scan")
 		m := newScanMetrics(reg)
-		mctx, stop := context.WithCancel(cmd.Context())
-		srv, err := metrics.Start(mctx, f.metrics, reg)
+		stop, err := startMetrics(cmd.Context(), f.metrics, reg, f.quiet, log, stderr)
 		if err != nil {
-			stop()
 			return err
 		}
-		defer func() {
-			stop()
-			srv.Wait()
-		}()
-		log.Info("metrics", "listen", srv.Addr().String())
-		if !f.quiet || strings.HasSuffix(f.metrics, ":0") {
-			fmt.Fprintf(stderr, "vantage: metrics on http://%s/metrics\n", srv.Addr())
-		}
+		defer stop()
 		trackers = append(trackers, m)
 	}
 	for _, m := range trackers {

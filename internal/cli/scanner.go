@@ -71,11 +71,11 @@ worker.`,
 					Help: "Scan jobs this worker finished, by outcome (done, failed, handed back)."}, []string{"outcome"})
 				reg.MustRegister(f.jobs)
 				ctx = withScanMetrics(ctx, newScanMetrics(reg)) // every job's scan counts in vantage_scan_*
-				srv, err := metrics.Start(ctx, f.metrics, reg)
+				stop, err := startMetrics(ctx, f.metrics, reg, false, log, cmd.ErrOrStderr())
 				if err != nil {
 					return usagef("--metrics: %v", err)
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "vantage: metrics on http://%s/metrics\n", srv.Addr())
+				defer stop()
 			}
 			b, err := bus.Open(ctx, bus.Config{URL: f.nats, Token: os.Getenv("VANTAGE_NATS_TOKEN"), CredsFile: os.Getenv("VANTAGE_NATS_CREDS")}, log)
 			if err != nil {

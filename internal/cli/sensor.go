@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -206,20 +205,11 @@ func runSensor(cmd *cobra.Command, f *sensorFlags) error {
 	if f.metrics != "" {
 		reg := metrics.NewRegistry("sensor")
 		newSensorMetrics(reg, s.Stats(), pub)
-		mctx, stop := context.WithCancel(cmd.Context())
-		srv, err := metrics.Start(mctx, f.metrics, reg)
+		stop, err := startMetrics(cmd.Context(), f.metrics, reg, f.quiet, log, stderr)
 		if err != nil {
-			stop()
 			return err
 		}
-		defer func() {
-			stop()
-			srv.Wait()
-		}()
-		log.Info("metrics", "listen", srv.Addr().String())
-		if !f.quiet || strings.HasSuffix(f.metrics, ":0") {
-			fmt.Fprintf(stderr, "vantage: metrics on http://%s/metrics\n", srv.Addr())
-		}
+		defer stop()
 	}
 	if !f.quiet {
 		fmt.Fprintf(stderr, "vantage: sensor %s on %s for %s, connections redirected to :%d\n", f.name, f.iface, joinPrefixes(prefixes), f.listenPort)
