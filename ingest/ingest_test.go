@@ -158,6 +158,60 @@ func BenchmarkPublishToQueryable(b *testing.B) {
 	b.ReportMetric(in.Stats().StoreSeconds/b.Elapsed().Seconds(), "store-busy")
 }
 
+// BenchmarkIngestBacklog is the server's side of the ingest rate alone:
+// the events wait on the bus (published before the clock starts, as by
+// sensors on other machines), then the ingester drains them into the
+// store until it counts them all. Beside BenchmarkPublishToQueryable, it
+// says how much of that benchmark's CPU is the producer's.
+func BenchmarkIngestBacklog(b *testing.B) {
+	dir := b.TempDir()
+	ctx := context.Background()
+	bs, err := bus.Open(ctx, bus.Config{Dir: dir}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bs.Close()
+	st, err := duckdb.Open(ctx, dir+"/store", duckdb.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	rng := rand.New(rand.NewPCG(2, 2))
+	pool := synth(rng, 100000, time.Now().UTC())
+	const n = 1_000_000
+	var total int64
+	var cpu time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		batcher := record.NewBatcher(record.BatcherConfig{Producer: "bench", Queue: 64, Send: func(ctx context.Context, bt *record.Batch) error {
+			return bs.Publish(ctx, bus.Subject(bus.StreamEvents, "bench"), bt)
+		}})
+		for j := 0; j < n; j++ {
+			e := pool[j%len(pool)]
+			e.ID = record.NewID()
+			batcher.AddEvent(e)
+		}
+		if err := batcher.Close(ctx); err != nil {
+			b.Fatal(err)
+		}
+		total += n
+		cpu0 := cpuTime()
+		b.StartTimer()
+		in := New(Config{Bus: bs, Store: st, Geo: fixedGeo{}})
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- in.Run(rctx) }()
+		waitStored(b, st, total, 5*time.Minute)
+		b.StopTimer()
+		cpu += cpuTime() - cpu0
+		cancel()
+		<-done
+	}
+	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(total), "cpu-µs/event")
+}
+
 // TestVulnsFromCPE: a service whose producer named a CPE but no vulns is
 // stored with the CVEs of the NVD feed, and `vuln:CVE-...` finds it with
 // its country as a facet: the defender's global question in one query.
