@@ -2,10 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/vantagehq/vantage/bus"
@@ -49,6 +51,20 @@ func newStreamPublisher(ctx context.Context, pc pubConfig, log *slog.Logger, std
 	p := &publisher{stderr: stderr, closeFn: func() {}}
 	var send func(context.Context, *record.Batch) error
 	switch {
+	case natsURL != "" && pc.spoolDir != "":
+		// with a spool the role starts without the bus: what it records
+		// waits on disk until the bus answers (a sensor restarted during
+		// a platform outage loses nothing)
+		lb := openLazyBus(bus.Config{URL: natsURL, Token: os.Getenv("VANTAGE_NATS_TOKEN"), CredsFile: os.Getenv("VANTAGE_NATS_CREDS")}, log, stderr)
+		p.closeFn = lb.close
+		subject := bus.Subject(stream, producer)
+		send = func(ctx context.Context, batch *record.Batch) error {
+			b := lb.get()
+			if b == nil {
+				return errBusNotYet
+			}
+			return b.Publish(ctx, subject, batch)
+		}
 	case natsURL != "":
 		b, err := bus.Open(ctx, bus.Config{URL: natsURL, Token: os.Getenv("VANTAGE_NATS_TOKEN"), CredsFile: os.Getenv("VANTAGE_NATS_CREDS")}, log)
 		if err != nil {
@@ -114,6 +130,63 @@ func (p *publisher) Close() error {
 	fmt.Fprintf(p.stderr, "vantage: published %d records in %d batches\n", records, batches)
 	p.closeFn()
 	return err
+}
+
+// errBusNotYet is a send before the bus answered: the spool keeps the
+// batch and tries again.
+var errBusNotYet = errors.New("not connected to the bus yet")
+
+// lazyBus connects to the bus in the background, again and again until
+// it answers or close is called.
+type lazyBus struct {
+	bus    atomic.Pointer[bus.Bus]
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func openLazyBus(cfg bus.Config, log *slog.Logger, stderr io.Writer) *lazyBus {
+	ctx, cancel := context.WithCancel(context.Background())
+	lb := &lazyBus{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(lb.done)
+		wait := time.Second
+		for attempt := 1; ; attempt++ {
+			b, err := bus.Open(ctx, cfg, log)
+			if err == nil {
+				lb.bus.Store(b)
+				if attempt > 1 {
+					fmt.Fprintf(stderr, "vantage: connected to the bus at %s; sending what the spool kept\n", cfg.URL)
+				}
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			if attempt == 1 {
+				fmt.Fprintf(stderr, "vantage: the bus at %s does not answer (%v): spooling, and trying again\n", cfg.URL, err)
+			}
+			log.Warn("bus not reachable", "url", cfg.URL, "attempt", attempt, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 30*time.Second)
+		}
+	}()
+	return lb
+}
+
+// get is the bus once connected, nil before.
+func (lb *lazyBus) get() *bus.Bus { return lb.bus.Load() }
+
+// close stops connecting and closes the bus if it was reached.
+func (lb *lazyBus) close() {
+	lb.cancel()
+	<-lb.done
+	if b := lb.bus.Load(); b != nil {
+		b.Close()
+	}
 }
 
 // teeWriter writes results to several writers.
