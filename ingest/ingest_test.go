@@ -25,7 +25,9 @@ func (fixedGeo) Lookup(a netip.Addr) record.Geo {
 	return record.Geo{Country: "US", ASN: 64500, Org: "Example"}
 }
 
-func setup(t testing.TB) (*bus.Bus, *duckdb.DB, *Ingester, context.CancelFunc, chan error) {
+// openBusStore opens an embedded bus and a DuckDB store in a temporary
+// directory; the caller closes them.
+func openBusStore(t testing.TB) (*bus.Bus, *duckdb.DB) {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -35,8 +37,33 @@ func setup(t testing.TB) (*bus.Bus, *duckdb.DB, *Ingester, context.CancelFunc, c
 	}
 	st, err := duckdb.Open(ctx, dir+"/store", duckdb.Options{})
 	if err != nil {
+		b.Close()
 		t.Fatal(err)
 	}
+	return b, st
+}
+
+// publishEvents publishes n events from pool (each with an ID of its
+// own) through a batching producer, as a sensor does.
+func publishEvents(t testing.TB, bs *bus.Bus, pool []record.Event, n int) {
+	t.Helper()
+	batcher := record.NewBatcher(record.BatcherConfig{Producer: "bench", Queue: 64, Send: func(ctx context.Context, bt *record.Batch) error {
+		return bs.Publish(ctx, bus.Subject(bus.StreamEvents, "bench"), bt)
+	}})
+	for j := 0; j < n; j++ {
+		e := pool[j%len(pool)]
+		e.ID = record.NewID()
+		batcher.AddEvent(e)
+	}
+	if err := batcher.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func setup(t testing.TB) (*bus.Bus, *duckdb.DB, *Ingester, context.CancelFunc, chan error) {
+	t.Helper()
+	ctx := context.Background()
+	b, st := openBusStore(t)
 	in := New(Config{Bus: b, Store: st, Geo: fixedGeo{}})
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -127,7 +154,6 @@ func cpuTime() time.Duration {
 
 func BenchmarkPublishToQueryable(b *testing.B) {
 	bs, st, in, _, _ := setup(b)
-	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(2, 2))
 	pool := synth(rng, 100000, time.Now().UTC())
 	b.ResetTimer()
@@ -135,17 +161,7 @@ func BenchmarkPublishToQueryable(b *testing.B) {
 	var total int64
 	for i := 0; i < b.N; i++ {
 		const n = 1_000_000
-		batcher := record.NewBatcher(record.BatcherConfig{Producer: "bench", Queue: 64, Send: func(ctx context.Context, bt *record.Batch) error {
-			return bs.Publish(ctx, bus.Subject(bus.StreamEvents, "bench"), bt)
-		}})
-		for j := 0; j < n; j++ {
-			e := pool[j%len(pool)]
-			e.ID = record.NewID()
-			batcher.AddEvent(e)
-		}
-		if err := batcher.Close(ctx); err != nil {
-			b.Fatal(err)
-		}
+		publishEvents(b, bs, pool, n)
 		total += n
 		waitStored(b, st, total, 5*time.Minute)
 	}
@@ -164,17 +180,9 @@ func BenchmarkPublishToQueryable(b *testing.B) {
 // store until it counts them all. Beside BenchmarkPublishToQueryable, it
 // says how much of that benchmark's CPU is the producer's.
 func BenchmarkIngestBacklog(b *testing.B) {
-	dir := b.TempDir()
 	ctx := context.Background()
-	bs, err := bus.Open(ctx, bus.Config{Dir: dir}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	bs, st := openBusStore(b)
 	defer bs.Close()
-	st, err := duckdb.Open(ctx, dir+"/store", duckdb.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
 	defer st.Close()
 	rng := rand.New(rand.NewPCG(2, 2))
 	pool := synth(rng, 100000, time.Now().UTC())
@@ -184,17 +192,7 @@ func BenchmarkIngestBacklog(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		batcher := record.NewBatcher(record.BatcherConfig{Producer: "bench", Queue: 64, Send: func(ctx context.Context, bt *record.Batch) error {
-			return bs.Publish(ctx, bus.Subject(bus.StreamEvents, "bench"), bt)
-		}})
-		for j := 0; j < n; j++ {
-			e := pool[j%len(pool)]
-			e.ID = record.NewID()
-			batcher.AddEvent(e)
-		}
-		if err := batcher.Close(ctx); err != nil {
-			b.Fatal(err)
-		}
+		publishEvents(b, bs, pool, n)
 		total += n
 		cpu0 := cpuTime()
 		b.StartTimer()
@@ -220,17 +218,9 @@ func TestVulnsFromCPE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
 	ctx := context.Background()
-	b, err := bus.Open(ctx, bus.Config{Dir: dir}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, st := openBusStore(t)
 	defer b.Close()
-	st, err := duckdb.Open(ctx, dir+"/store", duckdb.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer st.Close()
 	in := New(Config{Bus: b, Store: st, Geo: fixedGeo{}, Vulns: db})
 	rctx, cancel := context.WithCancel(ctx)
