@@ -53,6 +53,10 @@ type Config struct {
 	// flags (nil: only the CVE ids stored with each service).
 	Vulns func(cpe string) []vuln.Vuln
 	EOL   *eol.Table // nil: no end-of-life alerts
+	// ASNPrefixes lists an AS's IPv4 networks (enrich.Enricher.ASNPrefixes):
+	// a watchlist's ASNs are rescanned whole, not only the hosts seen in
+	// them. nil: only the hosts seen.
+	ASNPrefixes func(asn uint32) []netip.Prefix
 	// SMTP sends watchlists' e-mail (its To is set per watchlist); nil:
 	// watchlists that name e-mail addresses get a warning in the log.
 	SMTP      *notify.SMTP
@@ -304,8 +308,8 @@ func (m *Monitor) submit(ctx context.Context, w Watchlist, id string, force bool
 func (m *Monitor) targets(ctx context.Context, w Watchlist, prev map[netip.Addr]*HostState) ([]string, string, error) {
 	var targets []string
 	var v4 []netip.Prefix
-	for _, p := range w.Prefixes() {
-		if p.Addr().Is4() {
+	for _, p := range append(w.Prefixes(), m.asnPrefixes(w)...) {
+		if p.Addr().Is4() && !slices.Contains(v4, p) {
 			v4 = append(v4, p)
 			targets = append(targets, p.String())
 		}
@@ -363,6 +367,38 @@ func (m *Monitor) targets(ctx context.Context, w Watchlist, prev map[netip.Addr]
 		list += "," + strings.Join(more, ",")
 	}
 	return targets, list, nil
+}
+
+// MaxASNAddresses bounds the addresses a watchlist's ASNs add to each
+// rescan (a /12): an AS larger than what is left is not expanded, and is
+// watched through the hosts seen in it, with a warning in the log.
+const MaxASNAddresses = 1 << 20
+
+// asnPrefixes are the networks of a watchlist's ASNs, as far as
+// MaxASNAddresses allows.
+func (m *Monitor) asnPrefixes(w Watchlist) []netip.Prefix {
+	if m.cfg.ASNPrefixes == nil {
+		return nil
+	}
+	var out []netip.Prefix
+	total := uint64(0)
+	for _, asn := range w.ASNs {
+		ps := m.cfg.ASNPrefixes(asn)
+		n := uint64(0)
+		for _, p := range ps {
+			if p.Addr().Is4() {
+				n += uint64(1) << (32 - p.Bits())
+			}
+		}
+		if total+n > MaxASNAddresses {
+			m.log.Warn("an AS too large to rescan whole: watching the hosts seen in it", "watchlist", w.Name,
+				"asn", asn, "addresses", n, "limit", MaxASNAddresses-total)
+			continue
+		}
+		total += n
+		out = append(out, ps...)
+	}
+	return out
 }
 
 // selectQuery finds the hosts of a watchlist's non-CIDR entries.

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vantagehq/vantage/bus"
+	"github.com/vantagehq/vantage/enrich"
 	"github.com/vantagehq/vantage/eol"
 	"github.com/vantagehq/vantage/job"
 	"github.com/vantagehq/vantage/record"
@@ -248,5 +252,52 @@ func TestMonitorSeenScanning(t *testing.T) {
 	as, _ := e.m.Alerts(e.ctx, Filter{Kind: SeenScanning})
 	if len(as) != 1 || as[0].Count != 2 || as[0].Evidence.Events != 5 || as[0].Severity == "" {
 		t.Errorf("alerts %+v", as)
+	}
+}
+
+// TestMonitorASN: a watchlist's AS is rescanned whole, from the server's
+// ASN data (a real enrich.Enricher over a small ASN file), while it stays
+// under MaxASNAddresses; a larger one is watched through the hosts seen in
+// it. The sensors watch the AS by the events' source AS.
+func TestMonitorASN(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "asn-ipv4.csv")
+	if err := os.WriteFile(csv, []byte("1.1.1.0,1.1.1.255,64496,Ours\n5.5.5.0,5.5.5.3,64496,Ours\n"+
+		"2.0.0.0,2.31.255.255,64497,Huge\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	geo, err := enrich.Open(enrich.Config{ASNv4CSV: csv}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.m.cfg.ASNPrefixes = geo.ASNPrefixes
+	w, err := e.m.Put(e.ctx, Watchlist{Name: "as", ASNs: []uint32{64496, 64497}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets, _, err := e.m.targets(e.ctx, w, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"1.1.1.0/24", "5.5.5.0/30"}; !slices.Equal(targets, want) {
+		t.Errorf("targets %q, want %q (AS64497's 2M addresses are over the limit)", targets, want)
+	}
+
+	b := &record.Batch{ID: record.HashID("events", "as"), Producer: "sensor/test"}
+	for i, src := range []string{"9.9.9.9", "8.8.4.4"} {
+		ev := record.Event{Time: time.Now().UTC(), Sensor: "s1", Src: netip.MustParseAddr(src), SrcPort: 40000,
+			Dst: netip.MustParseAddr("198.51.100.200"), DstPort: 23, Transport: "tcp", SrcGeo: record.Geo{ASN: uint32(64496 + 2*i)}}
+		ev.ID = record.HashID("event", src)
+		b.Events = append(b.Events, ev)
+	}
+	if _, err := e.st.Ingest(e.ctx, []*record.Batch{b}); err != nil {
+		t.Fatal(err)
+	}
+	e.st.Sync(e.ctx)
+	e.m.checkSensors(e.ctx, w)
+	as, _ := e.m.Alerts(e.ctx, Filter{Kind: SeenScanning, Watchlist: "as"})
+	if len(as) != 1 || as[0].IP != netip.MustParseAddr("9.9.9.9") {
+		t.Errorf("seen_scanning alerts %+v, want one for 9.9.9.9 (in AS64496)", as)
 	}
 }

@@ -422,7 +422,7 @@ func (m *Monitor) conditions(w Watchlist, ip netip.Addr, s *ServiceState) []*Ale
 // most likely compromised (or a scanner nobody told you about).
 func (m *Monitor) checkSensors(ctx context.Context, w Watchlist) {
 	prefixes := w.Prefixes()
-	if len(prefixes) == 0 {
+	if len(prefixes)+len(w.ASNs) == 0 {
 		return
 	}
 	rs, _, err := m.runState(ctx, w.Name)
@@ -437,6 +437,10 @@ func (m *Monitor) checkSensors(ctx context.Context, w Watchlist) {
 	var or []string
 	for _, p := range prefixes {
 		or = append(or, "src.ip:"+p.String())
+	}
+	// the ASNs by the events' enrichment, however large the AS
+	for _, asn := range w.ASNs {
+		or = append(or, fmt.Sprintf("src.asn:%d", asn))
 	}
 	q := fmt.Sprintf("(%s) after:%s", strings.Join(or, " OR "), since.Format(time.RFC3339))
 	res, err := m.cfg.Store.SearchEvents(ctx, store.Search{Query: q, Now: now, Limit: 1000})

@@ -18,10 +18,12 @@ import (
 // Watchlist names what a team owns and how it wants to hear about it.
 type Watchlist struct {
 	Name string `json:"name"`
-	// What is watched. CIDRs are rescanned on the schedule; ASNs,
-	// organisations, certificate subjects and certificate domains select
-	// the hosts the platform has seen in them (their addresses join each
-	// rescan).
+	// What is watched. CIDRs are rescanned on the schedule, and so are
+	// the ASNs' networks when the server has the ASN data (up to
+	// MaxASNAddresses in all); ASNs, organisations, certificate subjects
+	// and certificate domains also select the hosts the platform has seen
+	// in them (their addresses join each rescan), and the sensors watch
+	// the CIDRs and ASNs for addresses scanning others.
 	CIDRs    []string `json:"cidrs,omitempty"`
 	ASNs     []uint32 `json:"asns,omitempty"`
 	Orgs     []string `json:"orgs,omitempty"`

@@ -139,7 +139,7 @@ func RunOptions(ctx context.Context, cfg config.Server, log *slog.Logger, opt Op
 	if err != nil {
 		return err
 	}
-	mon, err := openMonitor(ctx, cfg, b, st, jobs, vulns, "http://"+cfg.Listen, log)
+	mon, err := openMonitor(ctx, cfg, b, st, jobs, vulns, geo, "http://"+cfg.Listen, log)
 	if err != nil {
 		return err
 	}
@@ -285,7 +285,7 @@ func optOuts(ctx context.Context, b *bus.Bus, cfg config.OptOut, st store.Store)
 
 // openMonitor opens the watchlists' monitor with its notifiers and
 // end-of-life table.
-func openMonitor(ctx context.Context, cfg config.Server, b *bus.Bus, st store.Store, jobs *job.Queue, vulns *vulnAdapter, publicURL string, log *slog.Logger) (*monitor.Monitor, error) {
+func openMonitor(ctx context.Context, cfg config.Server, b *bus.Bus, st store.Store, jobs *job.Queue, vulns *vulnAdapter, geo *enrich.Enricher, publicURL string, log *slog.Logger) (*monitor.Monitor, error) {
 	table := eol.Default()
 	if cfg.Monitor.EOLFile != "" {
 		table = table.Clone() // Default is shared
@@ -304,7 +304,7 @@ func openMonitor(ctx context.Context, cfg config.Server, b *bus.Bus, st store.St
 	if mc := cfg.Monitor; mc.SMTPAddr != "" {
 		mail = &notify.SMTP{Addr: mc.SMTPAddr, From: mc.SMTPFrom, Username: mc.SMTPUser, Password: mc.SMTPPassword, TLS: mc.SMTPTLS}
 	}
-	return monitor.New(ctx, monitor.Config{Bus: b, Store: st, Jobs: jobs, Vulns: vulns.All, EOL: table, SMTP: mail,
+	return monitor.New(ctx, monitor.Config{Bus: b, Store: st, Jobs: jobs, Vulns: vulns.All, EOL: table, SMTP: mail, ASNPrefixes: geo.ASNPrefixes,
 		GoneAfter: cfg.Monitor.GoneAfter, CertWarn: time.Duration(cfg.Monitor.CertWarn), PublicURL: publicURL, Log: log})
 }
 
