@@ -20,6 +20,7 @@ import (
 	"github.com/vantagehq/vantage/enrich"
 	"github.com/vantagehq/vantage/eol"
 	"github.com/vantagehq/vantage/job"
+	"github.com/vantagehq/vantage/notify"
 	"github.com/vantagehq/vantage/record"
 	"github.com/vantagehq/vantage/store/duckdb"
 	"github.com/vantagehq/vantage/vuln"
@@ -299,5 +300,60 @@ func TestMonitorASN(t *testing.T) {
 	as, _ := e.m.Alerts(e.ctx, Filter{Kind: SeenScanning, Watchlist: "as"})
 	if len(as) != 1 || as[0].IP != netip.MustParseAddr("9.9.9.9") {
 		t.Errorf("seen_scanning alerts %+v, want one for 9.9.9.9 (in AS64496)", as)
+	}
+}
+
+// TestMonitorRedeliver: a webhook delivery that failed after its retries
+// is sent again at the next start (redeliver), with the alert's delivery
+// ID, and recorded as delivered; an alert older than RedeliverWithin is
+// left alone.
+func TestMonitorRedeliver(t *testing.T) {
+	e := newEnv(t)
+	w, _ := e.m.Get(e.ctx, "corp")
+	fresh := newAlert(w.Name, NewService, "medium", netip.MustParseAddr("192.0.2.7"), 8080, "tcp")
+	fresh.Title = "new service on 192.0.2.7:8080"
+	old := newAlert(w.Name, NewService, "medium", netip.MustParseAddr("192.0.2.8"), 8080, "tcp")
+	old.Title = "new service on 192.0.2.8:8080"
+	if n := e.m.raise(e.ctx, w, []*Alert{fresh, old}); n != 2 {
+		t.Fatalf("raised %d", n)
+	}
+	if got := e.sent(); len(got) != 2 {
+		t.Fatalf("first delivery: %q", got)
+	}
+	// the receiver was down: both webhook deliveries failed; one alert is
+	// two days old
+	hook := (&notify.Webhook{URL: e.url}).Name()
+	for _, a := range []*Alert{fresh, old} {
+		_, err := e.m.updateAlert(e.ctx, a.ID, func(x *Alert) bool {
+			for i := range x.Deliveries {
+				if x.Deliveries[i].Name == hook {
+					x.Deliveries[i].OK, x.Deliveries[i].Error = false, "connection refused"
+				}
+			}
+			if x.ID == old.ID {
+				x.LastSeen = time.Now().Add(-48 * time.Hour)
+			}
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.m.redeliver(e.ctx)
+	if got := e.sent(); !slices.Equal(got, []string{"new_service 192.0.2.7:8080/tcp"}) {
+		t.Errorf("sent again %q, want only the fresh alert", got)
+	}
+	as, _ := e.m.Alerts(e.ctx, Filter{})
+	for _, a := range as {
+		for _, d := range a.Deliveries {
+			if d.Name == hook && d.OK != (a.ID == fresh.ID) {
+				t.Errorf("alert %s: delivery %+v", a.Where(), d)
+			}
+		}
+	}
+	// delivered now: nothing more to send at the next start
+	e.m.redeliver(e.ctx)
+	if got := e.sent(); len(got) != 0 {
+		t.Errorf("sent a third time: %q", got)
 	}
 }

@@ -73,9 +73,7 @@ func (m *Monitor) notify(ctx context.Context, w Watchlist, alerts []*Alert) {
 	logger := &notify.Log{Log: m.log}
 	results := map[string][]notify.Result{}
 	for _, a := range alerts {
-		msg := notify.Message{ID: a.ID, Event: "alert", Subject: fmt.Sprintf("[vantage %s] %s", a.Severity, a.Title),
-			Text: m.alertText(a), Body: a, Time: a.FirstSeen}
-		results[a.ID] = notify.SendAll(ctx, append([]notify.Notifier{logger}, hooks...), msg)
+		results[a.ID] = notify.SendAll(ctx, append([]notify.Notifier{logger}, hooks...), m.alertMessage(a))
 	}
 	if len(w.Emails) > 0 {
 		if m.cfg.SMTP == nil {
@@ -104,6 +102,70 @@ func (m *Monitor) notify(ctx context.Context, w Watchlist, alerts []*Alert) {
 	for _, a := range alerts {
 		rs := results[a.ID]
 		m.updateAlert(ctx, a.ID, func(old *Alert) bool { old.Deliveries = rs; return true })
+	}
+}
+
+// alertMessage is one alert as the webhooks and the log get it; its
+// delivery ID is the alert's.
+func (m *Monitor) alertMessage(a *Alert) notify.Message {
+	return notify.Message{ID: a.ID, Event: "alert", Subject: fmt.Sprintf("[vantage %s] %s", a.Severity, a.Title),
+		Text: m.alertText(a), Body: a, Time: a.FirstSeen}
+}
+
+// RedeliverWithin is how old an alert's failed webhook delivery may be
+// for the next start to send it again.
+const RedeliverWithin = 24 * time.Hour
+
+// redeliver sends again, once at start, the webhook deliveries that had
+// failed after their retries in the last RedeliverWithin: a receiver that
+// was down, or a server stopped in the middle of a delivery, gets them
+// now. The delivery ID is the alert's, as the first time, so a receiver
+// that did get one can tell. Failed e-mails are not sent again (one
+// message listed a whole rescan's alerts).
+func (m *Monitor) redeliver(ctx context.Context) {
+	as, err := m.Alerts(ctx, Filter{})
+	if err != nil {
+		m.log.Warn("failed deliveries: list alerts", "err", err)
+		return
+	}
+	for i := range as {
+		a := &as[i]
+		if a.Muted || m.cfg.Now().Sub(a.LastSeen) > RedeliverWithin {
+			continue
+		}
+		failed := map[string]int{} // notifier name: its place in Deliveries
+		for j, d := range a.Deliveries {
+			if !d.OK && strings.HasPrefix(d.Name, "webhook ") {
+				failed[d.Name] = j
+			}
+		}
+		if len(failed) == 0 {
+			continue
+		}
+		w, err := m.Get(ctx, a.Watchlist)
+		if err != nil {
+			continue // the watchlist is gone, and its hooks with it
+		}
+		var hooks []notify.Notifier
+		for _, h := range w.Webhooks {
+			hook := &notify.Webhook{URL: h.URL, Secret: h.Secret}
+			if _, ok := failed[hook.Name()]; ok {
+				hooks = append(hooks, hook)
+			}
+		}
+		if len(hooks) == 0 {
+			continue
+		}
+		rs := notify.SendAll(ctx, hooks, m.alertMessage(a))
+		m.log.Info("sent failed deliveries again", "alert", a.ID, "webhooks", len(hooks))
+		m.updateAlert(ctx, a.ID, func(old *Alert) bool {
+			for _, r := range rs {
+				if j, ok := failed[r.Name]; ok && j < len(old.Deliveries) && old.Deliveries[j].Name == r.Name {
+					old.Deliveries[j] = r
+				}
+			}
+			return true
+		})
 	}
 }
 

@@ -19,7 +19,11 @@ import (
 func (m *Monitor) Run(ctx context.Context) {
 	evals := make(chan job.Status, 64)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		m.redeliver(ctx)
+	}()
 	go func() {
 		defer wg.Done()
 		for ctx.Err() == nil {
