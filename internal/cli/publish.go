@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -54,7 +56,11 @@ func newStreamPublisher(ctx context.Context, pc pubConfig, log *slog.Logger, std
 	case natsURL != "" && pc.spoolDir != "":
 		// with a spool the role starts without the bus: what it records
 		// waits on disk until the bus answers (a sensor restarted during
-		// a platform outage loses nothing)
+		// a platform outage loses nothing); a URL that can never work is
+		// still an error at once
+		if err := checkNATSURLs(natsURL); err != nil {
+			return nil, err
+		}
 		lb := openLazyBus(bus.Config{URL: natsURL, Token: os.Getenv("VANTAGE_NATS_TOKEN"), CredsFile: os.Getenv("VANTAGE_NATS_CREDS")}, log, stderr)
 		p.closeFn = lb.close
 		subject := bus.Subject(stream, producer)
@@ -130,6 +136,30 @@ func (p *publisher) Close() error {
 	fmt.Fprintf(p.stderr, "vantage: published %d records in %d batches\n", records, batches)
 	p.closeFn()
 	return err
+}
+
+// checkNATSURLs checks the syntax of a comma-separated list of NATS URLs
+// (nats://, tls://, ws://, wss://, or host:port).
+func checkNATSURLs(list string) error {
+	for _, one := range strings.Split(list, ",") {
+		one = strings.TrimSpace(one)
+		if !strings.Contains(one, "://") {
+			one = "nats://" + one
+		}
+		u, err := url.Parse(one)
+		if err != nil {
+			return fmt.Errorf("--nats %q: %w", list, err)
+		}
+		switch u.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return fmt.Errorf("--nats %q: scheme %q (want nats://, tls://, ws:// or wss://)", list, u.Scheme)
+		}
+		if u.Hostname() == "" {
+			return fmt.Errorf("--nats %q: no host", list)
+		}
+	}
+	return nil
 }
 
 // errBusNotYet is a send before the bus answered: the spool keeps the

@@ -98,3 +98,22 @@ func TestSpooledPublisherStartsWithoutBus(t *testing.T) {
 		t.Errorf("%d events on the bus, want %d", count, n)
 	}
 }
+
+func TestCheckNATSURLs(t *testing.T) {
+	for _, c := range []struct {
+		in string
+		ok bool
+	}{
+		{"nats://127.0.0.1:4222", true},
+		{"tls://n1.example.net:4222,tls://n2.example.net:4222", true},
+		{"127.0.0.1:4222", true},
+		{"wss://bus.example.net/ws", true},
+		{"http://127.0.0.1:8080", false},
+		{"nats://", false},
+		{"nats://[::1", false},
+	} {
+		if err := checkNATSURLs(c.in); (err == nil) != c.ok {
+			t.Errorf("%q: %v", c.in, err)
+		}
+	}
+}
