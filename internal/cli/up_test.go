@@ -14,6 +14,8 @@ import (
 // worker) must not change the server's garbage collector settings, which
 // a grab run as its own process tunes for itself.
 func TestInProcessKeepsGCSettings(t *testing.T) {
+	t.Setenv("GOGC", "") // set in the environment, they would win
+	t.Setenv("GOMEMLIMIT", "")
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
 	var out bytes.Buffer

@@ -76,6 +76,7 @@ func TestIngestWhileQuerying(t *testing.T) {
 			case <-stop:
 				if n == 0 {
 					queried <- errors.New("no query ran")
+					return
 				}
 				queried <- nil
 				return
