@@ -17,11 +17,11 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vantagehq/vantage/fingerprint"
+	"github.com/vantagehq/vantage/internal/cputime"
 )
 
 // The grab benchmarks run the servers in a child process (this test binary
@@ -148,12 +148,6 @@ var benchAddrs = sync.OnceValues(func() ([2]netip.AddrPort, error) {
 	return out, parse(line)
 })
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func benchGrab(b *testing.B, tlsOn bool, cfg Config, protocol string) {
 	addrs, err := benchAddrs()
 	if err != nil {
@@ -172,7 +166,7 @@ func benchGrab(b *testing.B, tlsOn bool, cfg Config, protocol string) {
 	const par = 8
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := cputime.Self()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var failed error
@@ -196,7 +190,7 @@ func benchGrab(b *testing.B, tlsOn bool, cfg Config, protocol string) {
 	}
 	close(next)
 	wg.Wait()
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(float64(cputime.Self()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 	if failed != nil {
 		b.Fatal(failed)
 	}

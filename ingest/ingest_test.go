@@ -4,11 +4,11 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/netip"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vantagehq/vantage/bus"
+	"github.com/vantagehq/vantage/internal/cputime"
 	"github.com/vantagehq/vantage/query"
 	"github.com/vantagehq/vantage/record"
 	"github.com/vantagehq/vantage/store"
@@ -140,24 +140,12 @@ func TestPublishToQueryable(t *testing.T) {
 	}
 }
 
-// BenchmarkPublishToQueryable is the end-to-end ingest rate: events
-// published on the embedded bus by a batching producer until the store
-// counts them all.
-// cpuTime is the process's user and system time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func BenchmarkPublishToQueryable(b *testing.B) {
 	bs, st, in, _, _ := setup(b)
 	rng := rand.New(rand.NewPCG(2, 2))
 	pool := synth(rng, 100000, time.Now().UTC())
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := cputime.Self()
 	var total int64
 	for i := 0; i < b.N; i++ {
 		const n = 1_000_000
@@ -169,7 +157,7 @@ func BenchmarkPublishToQueryable(b *testing.B) {
 	// CPU of the whole process (bus, ingest, DuckDB's threads, and the
 	// producer) per event: on this 2-core machine, 300k events/s needs
 	// at most 6.67 µs, whatever else runs beside the benchmark
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(total), "cpu-µs/event")
+	b.ReportMetric(float64((cputime.Self()-cpu0).Microseconds())/float64(total), "cpu-µs/event")
 	// the store's share: seconds inside Store.Ingest per second of the run
 	b.ReportMetric(in.Stats().StoreSeconds/b.Elapsed().Seconds(), "store-busy")
 }
@@ -194,7 +182,7 @@ func BenchmarkIngestBacklog(b *testing.B) {
 		b.StopTimer()
 		publishEvents(b, bs, pool, n)
 		total += n
-		cpu0 := cpuTime()
+		cpu0 := cputime.Self()
 		b.StartTimer()
 		in := New(Config{Bus: bs, Store: st, Geo: fixedGeo{}})
 		rctx, cancel := context.WithCancel(ctx)
@@ -202,7 +190,7 @@ func BenchmarkIngestBacklog(b *testing.B) {
 		go func() { done <- in.Run(rctx) }()
 		waitStored(b, st, total, 5*time.Minute)
 		b.StopTimer()
-		cpu += cpuTime() - cpu0
+		cpu += cputime.Self() - cpu0
 		cancel()
 		<-done
 	}

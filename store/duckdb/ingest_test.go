@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vantagehq/vantage/internal/cputime"
 	"github.com/vantagehq/vantage/record"
 	"github.com/vantagehq/vantage/store"
 )
@@ -91,7 +91,7 @@ func BenchmarkIngestEvents(b *testing.B) {
 		pool = append(pool, &record.Batch{ID: record.NewID(), Events: synthEvents(rng, perBatch, now)})
 	}
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := cputime.Self()
 	total := 0
 	for i := 0; i < b.N; i++ {
 		var call []*record.Batch
@@ -105,18 +105,7 @@ func BenchmarkIngestEvents(b *testing.B) {
 		total += perBatch * perCall
 	}
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "events/s")
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(total), "cpu-µs/event")
-}
-
-// cpuTime is the process's user and system time so far (DuckDB's threads
-// included): a figure that other load on the machine changes less than
-// a rate.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64((cputime.Self()-cpu0).Microseconds())/float64(total), "cpu-µs/event")
 }
 
 func synthServices(from, n int, now time.Time) []record.Service {
