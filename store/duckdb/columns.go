@@ -99,7 +99,13 @@ func (t *table[T]) insert(ctx context.Context, conn driver.Conn, rec arrow.Recor
 	if into == "" {
 		into = t.name
 	}
-	rdr, err := array.NewRecordReader(t.schema, []arrow.RecordBatch{rec})
+	return insertArrow(ctx, conn, rec, "incoming_"+t.name, into)
+}
+
+// insertArrow inserts rec into the table into, through DuckDB's Arrow scan
+// of it as the view named view.
+func insertArrow(ctx context.Context, conn driver.Conn, rec arrow.RecordBatch, view, into string) error {
+	rdr, err := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
 	if err != nil {
 		return fmt.Errorf("%s: %w", into, err)
 	}
@@ -108,7 +114,6 @@ func (t *table[T]) insert(ctx context.Context, conn driver.Conn, rec arrow.Recor
 	if err != nil {
 		return fmt.Errorf("%s: arrow: %w", into, err)
 	}
-	view := "incoming_" + t.name
 	release, err := ar.RegisterView(rdr, view)
 	if err != nil {
 		return fmt.Errorf("%s: arrow view: %w", into, err)
@@ -146,19 +151,17 @@ func appendText(b *array.StringBuilder, s string) {
 func listCol[T any](name string, get func(*T) []string) column[T] {
 	return column[T]{name, arrow.ListOf(arrow.BinaryTypes.String), func(b array.Builder, r *T) {
 		lb := b.(*array.ListBuilder)
-		vs := get(r)
 		// an empty string in a list (a tag, a CPE) says nothing, and
 		// stored it would be a NULL element that list functions choke on
-		if !slices.ContainsFunc(vs, func(v string) bool { return v != "" }) {
+		vs := nonEmpty(get(r))
+		if len(vs) == 0 {
 			lb.AppendNull()
 			return
 		}
 		lb.Append(true)
 		vb := lb.ValueBuilder().(*array.StringBuilder)
 		for _, v := range vs {
-			if v != "" {
-				appendText(vb, v)
-			}
+			appendText(vb, v)
 		}
 	}}
 }
