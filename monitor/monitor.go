@@ -38,6 +38,7 @@ import (
 	"github.com/vantagehq/vantage/job"
 	"github.com/vantagehq/vantage/notify"
 	"github.com/vantagehq/vantage/store"
+	"github.com/vantagehq/vantage/target"
 	"github.com/vantagehq/vantage/vuln"
 )
 
@@ -306,17 +307,18 @@ func (m *Monitor) submit(ctx context.Context, w Watchlist, id string, force bool
 // host found before; ports are the watchlist's and every port found before
 // (a service is judged gone only on a port that was scanned).
 func (m *Monitor) targets(ctx context.Context, w Watchlist, prev map[netip.Addr]*HostState) ([]string, string, error) {
-	var targets []string
-	var v4 []netip.Prefix
+	var rs []target.Range
 	for _, p := range append(w.Prefixes(), m.asnPrefixes(w)...) {
-		if p.Addr().Is4() && !slices.Contains(v4, p) {
-			v4 = append(v4, p)
-			targets = append(targets, p.String())
+		if p.Addr().Is4() {
+			rs = append(rs, target.RangeOf(p))
 		}
 	}
-	inCIDR := func(a netip.Addr) bool {
-		return slices.ContainsFunc(v4, func(p netip.Prefix) bool { return p.Contains(a) })
+	space := target.NewSet(rs...) // overlaps merged; lookups by binary search
+	var targets []string
+	for _, p := range space.Prefixes() {
+		targets = append(targets, p.String())
 	}
+	inCIDR := space.ContainsAddr
 	extra := map[netip.Addr]bool{}
 	for a := range prev {
 		if a.Is4() && !inCIDR(a) {

@@ -66,10 +66,7 @@ func (m *Monitor) notify(ctx context.Context, w Watchlist, alerts []*Alert) {
 	slices.SortStableFunc(alerts, func(a, b *Alert) int {
 		return cmp.Or(cmp.Compare(severityRank(a.Severity), severityRank(b.Severity)), a.IP.Compare(b.IP), cmp.Compare(a.Port, b.Port))
 	})
-	var hooks []notify.Notifier
-	for _, h := range w.Webhooks {
-		hooks = append(hooks, &notify.Webhook{URL: h.URL, Secret: h.Secret})
-	}
+	hooks := webhooks(w)
 	logger := &notify.Log{Log: m.log}
 	results := map[string][]notify.Result{}
 	for _, a := range alerts {
@@ -103,6 +100,15 @@ func (m *Monitor) notify(ctx context.Context, w Watchlist, alerts []*Alert) {
 		rs := results[a.ID]
 		m.updateAlert(ctx, a.ID, func(old *Alert) bool { old.Deliveries = rs; return true })
 	}
+}
+
+// webhooks are a watchlist's webhook notifiers.
+func webhooks(w Watchlist) []notify.Notifier {
+	var out []notify.Notifier
+	for _, h := range w.Webhooks {
+		out = append(out, &notify.Webhook{URL: h.URL, Secret: h.Secret})
+	}
+	return out
 }
 
 // alertMessage is one alert as the webhooks and the log get it; its
@@ -146,13 +152,10 @@ func (m *Monitor) redeliver(ctx context.Context) {
 		if err != nil {
 			continue // the watchlist is gone, and its hooks with it
 		}
-		var hooks []notify.Notifier
-		for _, h := range w.Webhooks {
-			hook := &notify.Webhook{URL: h.URL, Secret: h.Secret}
-			if _, ok := failed[hook.Name()]; ok {
-				hooks = append(hooks, hook)
-			}
-		}
+		hooks := slices.DeleteFunc(webhooks(w), func(n notify.Notifier) bool {
+			_, ok := failed[n.Name()]
+			return !ok
+		})
 		if len(hooks) == 0 {
 			continue
 		}
