@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -137,7 +136,7 @@ type busSource struct {
 }
 
 func newBusSource(ctx context.Context, natsURL string, maxAge time.Duration, log *slog.Logger) (*busSource, error) {
-	b, err := bus.Open(ctx, bus.Config{URL: natsURL, Token: os.Getenv("VANTAGE_NATS_TOKEN"), CredsFile: os.Getenv("VANTAGE_NATS_CREDS")}, log)
+	b, err := bus.Open(ctx, natsClient(natsURL), log)
 	if err != nil {
 		return nil, err
 	}

@@ -53,7 +53,17 @@ func newStreamPublisher(ctx context.Context, pc pubConfig, log *slog.Logger, std
 	p := &publisher{stderr: stderr, closeFn: func() {}}
 	var send func(context.Context, *record.Batch) error
 	switch {
-	case natsURL != "" && pc.spoolDir != "":
+	case natsURL != "":
+		cfg, subject := natsClient(natsURL), bus.Subject(stream, producer)
+		if pc.spoolDir == "" {
+			b, err := bus.Open(ctx, cfg, log)
+			if err != nil {
+				return nil, err
+			}
+			p.closeFn = b.Close
+			send = func(ctx context.Context, batch *record.Batch) error { return b.Publish(ctx, subject, batch) }
+			break
+		}
 		// with a spool the role starts without the bus: what it records
 		// waits on disk until the bus answers (a sensor restarted during
 		// a platform outage loses nothing); a URL that can never work is
@@ -61,9 +71,8 @@ func newStreamPublisher(ctx context.Context, pc pubConfig, log *slog.Logger, std
 		if err := checkNATSURLs(natsURL); err != nil {
 			return nil, err
 		}
-		lb := openLazyBus(bus.Config{URL: natsURL, Token: os.Getenv("VANTAGE_NATS_TOKEN"), CredsFile: os.Getenv("VANTAGE_NATS_CREDS")}, log, stderr)
+		lb := openLazyBus(cfg, log, stderr)
 		p.closeFn = lb.close
-		subject := bus.Subject(stream, producer)
 		send = func(ctx context.Context, batch *record.Batch) error {
 			b := lb.get()
 			if b == nil {
@@ -71,14 +80,6 @@ func newStreamPublisher(ctx context.Context, pc pubConfig, log *slog.Logger, std
 			}
 			return b.Publish(ctx, subject, batch)
 		}
-	case natsURL != "":
-		b, err := bus.Open(ctx, bus.Config{URL: natsURL, Token: os.Getenv("VANTAGE_NATS_TOKEN"), CredsFile: os.Getenv("VANTAGE_NATS_CREDS")}, log)
-		if err != nil {
-			return nil, err
-		}
-		p.closeFn = b.Close
-		subject := bus.Subject(stream, producer)
-		send = func(ctx context.Context, batch *record.Batch) error { return b.Publish(ctx, subject, batch) }
 	default:
 		c := client.New(serverURL, key)
 		send = func(ctx context.Context, batch *record.Batch) error { return c.Ingest(ctx, endpoint, batch) }
@@ -136,6 +137,13 @@ func (p *publisher) Close() error {
 	fmt.Fprintf(p.stderr, "vantage: published %d records in %d batches\n", records, batches)
 	p.closeFn()
 	return err
+}
+
+// natsClient is the bus configuration of a client of the platform's NATS
+// at url, with the credentials the environment gives
+// ($VANTAGE_NATS_TOKEN, $VANTAGE_NATS_CREDS).
+func natsClient(url string) bus.Config {
+	return bus.Config{URL: url, Token: os.Getenv("VANTAGE_NATS_TOKEN"), CredsFile: os.Getenv("VANTAGE_NATS_CREDS")}
 }
 
 // checkNATSURLs checks the syntax of a comma-separated list of NATS URLs

@@ -77,7 +77,7 @@ worker.`,
 				}
 				defer stop()
 			}
-			b, err := bus.Open(ctx, bus.Config{URL: f.nats, Token: os.Getenv("VANTAGE_NATS_TOKEN"), CredsFile: os.Getenv("VANTAGE_NATS_CREDS")}, log)
+			b, err := bus.Open(ctx, natsClient(f.nats), log)
 			if err != nil {
 				return err
 			}
