@@ -272,17 +272,38 @@ func TestTLSThenHTTP(t *testing.T) {
 	}
 }
 
-// TLSHandshakeOnly stops at the handshake: the chain is described, the
-// tunnel is left alone (no request is sent inside).
+// TLSHandshakeOnly stops once the server's chain is read: everything is
+// described (version, cipher, JA3S, ALPN, chain), no Finished and no alert
+// is sent, and the tunnel is left alone (no request inside).
 func TestTLSHandshakeOnly(t *testing.T) {
-	s := tlsServer(t, cert(t, false), tls.VersionTLS13)
-	g := testGrabber(Config{TLSHandshakeOnly: true})
-	svc, err := g.Grab(context.Background(), Target{Addr: s.addr(), Protocol: "tls"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if svc.Protocol != "tls" || svc.TLS == nil || svc.HTTP != nil || svc.TLS.Subject != "CN=grab.test,O=Vantage" {
-		t.Fatalf("got protocol %q tls %+v http %+v", svc.Protocol, svc.TLS, svc.HTTP)
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		cfg := &tls.Config{Certificates: []tls.Certificate{cert(t, false)}, MaxVersion: v, NextProtos: []string{"http/1.1"}}
+		handshakes := make(chan error, 1)
+		s := serve(t, func(raw net.Conn) {
+			handshakes <- tls.Server(raw, cfg).Handshake()
+		})
+		g := testGrabber(Config{TLSHandshakeOnly: true})
+		svc, err := g.Grab(context.Background(), Target{Addr: s.addr(), Protocol: "tls"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if svc.Protocol != "tls" || svc.TLS == nil || svc.HTTP != nil || svc.TLS.Subject != "CN=grab.test,O=Vantage" {
+			t.Fatalf("TLS %x: got protocol %q tls %+v http %+v", v, svc.Protocol, svc.TLS, svc.HTTP)
+		}
+		want := map[uint16]string{tls.VersionTLS12: "TLSv1.2", tls.VersionTLS13: "TLSv1.3"}[v]
+		if svc.TLS.Version != want || svc.TLS.Cipher == "" || svc.TLS.JA3S == "" || len(svc.TLS.Chain) != 1 || svc.Data["tls.alpn"] != "http/1.1" {
+			t.Errorf("TLS %x: version %q cipher %q ja3s %q chain %d alpn %q", v, svc.TLS.Version, svc.TLS.Cipher, svc.TLS.JA3S, len(svc.TLS.Chain), svc.Data["tls.alpn"])
+		}
+		// the server never saw our Finished, nor an alert: the connection
+		// just closed under it
+		select {
+		case herr := <-handshakes:
+			if herr == nil || strings.Contains(herr.Error(), "remote error") {
+				t.Errorf("TLS %x: server handshake ended with %v, want the connection closed mid-handshake", v, herr)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("TLS %x: server handshake still running", v)
+		}
 	}
 }
 

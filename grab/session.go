@@ -264,6 +264,16 @@ type rawConn struct {
 	// consumed (a TLS ServerHello)
 	seen []byte
 	keep int
+	// mute drops writes: what a library sends while abandoning a
+	// handshake we have stopped on purpose
+	mute bool
+}
+
+func (c *rawConn) Write(p []byte) (int, error) {
+	if c.mute {
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *rawConn) Read(p []byte) (int, error) {

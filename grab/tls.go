@@ -37,6 +37,10 @@ func init() {
 	})
 }
 
+// errChainInHand ends a handshake-only grab's handshake once the server's
+// chain has been read.
+var errChainInHand = errors.New("certificate chain read, handshake not completed")
+
 var tlsCiphers = func() []uint16 {
 	var ids []uint16
 	for _, c := range tls.CipherSuites() {
@@ -66,8 +70,25 @@ func grabTLS(ctx context.Context, s *Session) (*Result, error) {
 			cfg.ServerName = s.Target.Name
 		}
 	}
+	// Handshake only: everything we record (version, cipher, ALPN, the
+	// chain) is in hand once the server's Certificate is read, so stop
+	// there rather than check its CertificateVerify signature, derive the
+	// application keys and send a Finished, which tell us nothing more and
+	// cost a fifth of a handshake. The alert crypto/tls sends on the way
+	// out is muted: the connection just closes.
+	var presented *tls.ConnectionState
+	if s.inner == nil {
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			presented = &cs
+			raw.mute = true
+			return errChainInHand
+		}
+	}
 	conn := tls.Client(raw, cfg)
 	herr := conn.HandshakeContext(ctx)
+	if presented != nil {
+		herr = nil
+	}
 	hello, _ := parseServerHello(raw.seen)
 	if s.first == nil && len(raw.seen) > 0 {
 		s.first = bytes.Clone(clip(raw.seen, 1024))
@@ -88,7 +109,12 @@ func grabTLS(ctx context.Context, s *Session) (*Result, error) {
 		defer again.Close()
 		return grabTLSRaw(again)
 	}
-	st := conn.ConnectionState()
+	var st tls.ConnectionState
+	if presented != nil {
+		st = *presented
+	} else {
+		st = conn.ConnectionState()
+	}
 	info := &record.TLS{Version: tlsVersionName(st.Version), Cipher: tls.CipherSuiteName(st.CipherSuite)}
 	if hello != nil {
 		info.JA3S = hello.ja3s()
@@ -102,7 +128,9 @@ func grabTLS(ctx context.Context, s *Session) (*Result, error) {
 		leaf = st.PeerCertificates[0] // parsed already by the handshake
 	}
 	describeChainParsed(info, chain, leaf)
-	s.Upgrade(conn)
+	if presented == nil {
+		s.Upgrade(conn)
+	}
 	r, err := s.Inner(ctx)
 	if err != nil || r == nil {
 		r = &Result{Protocol: "tls"}

@@ -50,7 +50,7 @@ func (g *grabFlags) register(cmd *cobra.Command, prefix string) {
 	fl.IntVar(&g.maxHandshakes, prefix+"max-handshakes", 5, "connections per service at most")
 	fl.IntVar(&g.concurrency, prefix+"concurrency", 256, "services grabbed at once")
 	fl.IntVar(&g.perHost, prefix+"per-host", 8, "services grabbed at once on one address")
-	fl.BoolVar(&g.tlsInner, prefix+"tls-inner", true, "identify the service inside TLS tunnels too (false: the handshake and the certificate chain only)")
+	fl.BoolVar(&g.tlsInner, prefix+"tls-inner", true, "identify the service inside TLS tunnels too (false: the handshake only as far as the server's certificate chain: version, cipher, ALPN and chain are recorded, no Finished is sent)")
 	fl.StringVar(&g.protocol, prefix+"protocol", "", "try only this protocol module (see --list-modules)")
 	fl.StringVar(&g.userAgent, prefix+"user-agent", grab.DefaultUserAgent, "User-Agent of HTTP requests")
 	fl.StringArrayVar(&g.rulesFiles, prefix+"rules", nil, "also load fingerprint rules from this `FILE` (our TOML format); repeatable")
