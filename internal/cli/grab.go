@@ -462,6 +462,7 @@ func (p *grabPipe) close() {
 func (p *grabPipe) work() {
 	defer p.wg.Done()
 	ctx := context.Background()
+	var line []byte
 	for {
 		p.mu.Lock()
 		for len(p.queue) == 0 && !p.closed {
@@ -478,13 +479,10 @@ func (p *grabPipe) work() {
 
 		svc, err := p.g.Grab(ctx, it.t)
 		svc.TTL, svc.Window = it.ttl, it.window
-		line, merr := json.Marshal(grabOutput(svc, err))
+		line = appendGrabOutput(line[:0], &svc, err)
 		p.outMu.Lock()
 		p.done++
-		if merr == nil {
-			p.out.Write(line)
-			p.out.WriteByte('\n')
-		}
+		p.out.Write(line)
 		p.outMu.Unlock()
 		if p.pub != nil && svc.State != "closed" && !errorsIsExcluded(err) {
 			p.pub.batcher.AddService(svc)
@@ -494,21 +492,28 @@ func (p *grabPipe) work() {
 
 func errorsIsExcluded(err error) bool { return err != nil && grab.ErrorKind(err) == "excluded" }
 
-// grabOutput is a service as JSON for people and tools: the banner as
-// text (JSON-escaped) rather than base64, and the error when nothing was
-// learnt.
-func grabOutput(svc record.Service, err error) any {
-	type out struct {
-		record.Service
-		Banner string `json:"banner,omitempty"`
-		Error  string `json:"error,omitempty"`
-		Kind   string `json:"error_kind,omitempty"`
+// appendGrabOutput appends a service as a JSON line for people and tools:
+// the record's members, then the banner as text (JSON-escaped) rather than
+// base64, and the error when nothing was learnt. The same bytes as
+// json.Marshal of grabOutput, which TestGrabOutputJSON checks.
+func appendGrabOutput(b []byte, svc *record.Service, err error) []byte {
+	b = append(b, '{')
+	b = svc.AppendJSONFields(b, false)
+	if len(svc.Banner) > 0 {
+		b = append(b, `,"banner":`...)
+		b = record.AppendJSONString(b, bannerText(svc.Banner))
 	}
-	o := out{Service: svc, Banner: bannerText(svc.Banner)}
 	if err != nil {
-		o.Error, o.Kind = err.Error(), grab.ErrorKind(err)
+		if msg := err.Error(); msg != "" {
+			b = append(b, `,"error":`...)
+			b = record.AppendJSONString(b, msg)
+		}
+		if kind := grab.ErrorKind(err); kind != "" {
+			b = append(b, `,"error_kind":`...)
+			b = record.AppendJSONString(b, kind)
+		}
 	}
-	return o
+	return append(b, '}', '\n')
 }
 
 // bannerText shows bytes as text, escaping what is not valid UTF-8 as
