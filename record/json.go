@@ -41,9 +41,7 @@ func (s *Service) AppendJSONFields(b []byte, banner bool) []byte {
 	b = AppendJSONString(b, s.State)
 	b = appendUintMember(b, "ttl", uint64(s.TTL))
 	b = appendUintMember(b, "window", uint64(s.Window))
-	b = appendStrMember(b, "protocol", s.Protocol)
-	b = appendStrMember(b, "product", s.Product)
-	b = appendStrMember(b, "version", s.Version)
+	b = appendStrMembers(b, "protocol", s.Protocol, "product", s.Product, "version", s.Version)
 	b = appendStrsMember(b, "cpe", s.CPE)
 	if banner && len(s.Banner) > 0 {
 		b = append(b, `,"banner":"`...)
@@ -57,8 +55,7 @@ func (s *Service) AppendJSONFields(b []byte, banner bool) []byte {
 			b = append(b, `,"status":`...)
 			b = strconv.AppendInt(b, int64(h.Status), 10)
 		}
-		b = appendStrMember(b, "title", h.Title)
-		b = appendStrMember(b, "server", h.Server)
+		b = appendStrMembers(b, "title", h.Title, "server", h.Server)
 		if len(h.Headers) > 0 {
 			b = append(b, `,"headers":[`...)
 			for i, hd := range h.Headers {
@@ -77,19 +74,14 @@ func (s *Service) AppendJSONFields(b []byte, banner bool) []byte {
 			b = append(b, `,"favicon_hash":`...)
 			b = strconv.AppendInt(b, int64(h.FaviconHash), 10)
 		}
-		b = appendStrMember(b, "body_sha256", h.BodySHA256)
-		b = appendStrMember(b, "location", h.Location)
+		b = appendStrMembers(b, "body_sha256", h.BodySHA256, "location", h.Location)
 		b = closeObject(b, n)
 	}
 	if t := s.TLS; t != nil {
 		b = append(b, `,"tls":{`...)
 		n := len(b)
-		b = appendStrMember(b, "version", t.Version)
-		b = appendStrMember(b, "cipher", t.Cipher)
-		b = appendStrMember(b, "ja3s", t.JA3S)
-		b = appendStrMember(b, "sha256", t.SHA256)
-		b = appendStrMember(b, "subject", t.Subject)
-		b = appendStrMember(b, "issuer", t.Issuer)
+		b = appendStrMembers(b, "version", t.Version, "cipher", t.Cipher, "ja3s", t.JA3S,
+			"sha256", t.SHA256, "subject", t.Subject, "issuer", t.Issuer)
 		b = appendStrsMember(b, "sans", t.SANs)
 		if !t.NotBefore.IsZero() {
 			b = append(b, `,"not_before":`...)
@@ -120,10 +112,8 @@ func (s *Service) AppendJSONFields(b []byte, banner bool) []byte {
 	if h := s.SSH; h != nil {
 		b = append(b, `,"ssh":{`...)
 		n := len(b)
-		b = appendStrMember(b, "banner", h.Banner)
-		b = appendStrMember(b, "hassh", h.HASSH)
-		b = appendStrMember(b, "host_key_type", h.HostKeyType)
-		b = appendStrMember(b, "host_key_sha256", h.HostKeySHA256)
+		b = appendStrMembers(b, "banner", h.Banner, "hassh", h.HASSH,
+			"host_key_type", h.HostKeyType, "host_key_sha256", h.HostKeySHA256)
 		b = appendStrsMember(b, "kex_algorithms", h.KexAlgorithms)
 		b = closeObject(b, n)
 	}
@@ -173,6 +163,14 @@ func appendStrMember(b []byte, name, v string) []byte {
 	b = append(b, name...)
 	b = append(b, '"', ':')
 	return AppendJSONString(b, v)
+}
+
+// appendStrMembers appends name, value pairs with appendStrMember.
+func appendStrMembers(b []byte, pairs ...string) []byte {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		b = appendStrMember(b, pairs[i], pairs[i+1])
+	}
+	return b
 }
 
 func appendUintMember(b []byte, name string, v uint64) []byte {
