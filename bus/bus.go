@@ -293,10 +293,14 @@ func (b *Bus) Close() {
 // again for up to PublishRetry (the same message ID, so a batch the old
 // leader did store is not stored twice), and only then returns the error.
 func (b *Bus) Publish(ctx context.Context, subject string, batch *record.Batch) error {
-	data, id := batch.Marshal(), batch.ID.String()
-	err := retry(ctx, b.log, "publish", PublishRetry, attemptTimeout, func(ctx context.Context) error {
-		_, err := b.JS.Publish(ctx, subject, data, jetstream.WithMsgID(id))
-		return err
+	id := batch.ID.String()
+	// the client copies the message into its write buffer, so the
+	// encoding's buffer can serve the next publish
+	err := batch.WithEncoding(func(data []byte) error {
+		return retry(ctx, b.log, "publish", PublishRetry, attemptTimeout, func(ctx context.Context) error {
+			_, err := b.JS.Publish(ctx, subject, data, jetstream.WithMsgID(id))
+			return err
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("publish %d records on %s: %w", batch.Len(), subject, err)

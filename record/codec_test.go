@@ -221,6 +221,18 @@ func BenchmarkEventCodec(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/event")
 	})
+	b.Run("marshal", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			_ = batch.Marshal()
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/event")
+	})
+	b.Run("with-encoding", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			batch.WithEncoding(func([]byte) error { return nil })
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/event")
+	})
 	b.Run("decode", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			if _, err := UnmarshalBatch(data); err != nil {

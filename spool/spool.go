@@ -117,7 +117,10 @@ func (s *Spool) files(clean bool) ([]uint64, error) {
 // Put writes a batch to disk. When it returns nil the batch survives a
 // crash; it is delivered later, in order.
 func (s *Spool) Put(b *record.Batch) error {
-	data := b.Marshal()
+	return b.WithEncoding(func(data []byte) error { return s.put(b, data) })
+}
+
+func (s *Spool) put(b *record.Batch, data []byte) error {
 	s.mu.Lock()
 	if s.bytes+int64(len(data)) > s.cfg.MaxBytes {
 		s.mu.Unlock()
