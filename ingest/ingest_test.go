@@ -4,6 +4,8 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/netip"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -140,6 +142,21 @@ func TestPublishToQueryable(t *testing.T) {
 	}
 }
 
+// benchEvents is how many events an ingest benchmark sends: a million, or
+// INGEST_BENCH_EVENTS. A longer run says more about the sustained rate: a
+// run starts with the first call's columns built before DuckDB has work,
+// and ends with DuckDB alone on the last call.
+func benchEvents(b *testing.B) int {
+	n := 1_000_000
+	if v := os.Getenv("INGEST_BENCH_EVENTS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
+			b.Fatalf("INGEST_BENCH_EVENTS=%q: want a positive count", v)
+		}
+	}
+	return n
+}
+
 func BenchmarkPublishToQueryable(b *testing.B) {
 	bs, st, in, _, _ := setup(b)
 	rng := rand.New(rand.NewPCG(2, 2))
@@ -147,10 +164,10 @@ func BenchmarkPublishToQueryable(b *testing.B) {
 	b.ResetTimer()
 	cpu0 := cputime.Self()
 	var total int64
+	n := benchEvents(b)
 	for i := 0; i < b.N; i++ {
-		const n = 1_000_000
 		publishEvents(b, bs, pool, n)
-		total += n
+		total += int64(n)
 		waitStored(b, st, total, 5*time.Minute)
 	}
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "events/s")
@@ -174,14 +191,14 @@ func BenchmarkIngestBacklog(b *testing.B) {
 	defer st.Close()
 	rng := rand.New(rand.NewPCG(2, 2))
 	pool := synth(rng, 100000, time.Now().UTC())
-	const n = 1_000_000
+	n := benchEvents(b)
 	var total int64
 	var cpu time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		publishEvents(b, bs, pool, n)
-		total += n
+		total += int64(n)
 		cpu0 := cputime.Self()
 		b.StartTimer()
 		in := New(Config{Bus: bs, Store: st, Geo: fixedGeo{}})
