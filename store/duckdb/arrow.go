@@ -3,7 +3,6 @@
 package duckdb
 
 import (
-	"encoding/json"
 	"slices"
 	"time"
 
@@ -192,7 +191,7 @@ func buildColumns(batches []*record.Batch) *columns {
 				t.SANs = nonEmpty(t.SANs)
 				d.TLS = &t
 			}
-			r.details, _ = json.Marshal(&d)
+			r.details = d.AppendJSON(nil)
 			svs = append(svs, r)
 		}
 	}

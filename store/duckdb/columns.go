@@ -32,11 +32,13 @@ import (
 // same pages back for the next batch instead of fresh ones to fault in.
 var arrowMem memory.Allocator = mallocator.NewMallocator()
 
-// column is one column of a table of T.
+// column is one column of a table of T. fill appends the column's values
+// of all the rows to a builder with room reserved for them: one call per
+// column rather than per value, with the builder's type asserted once.
 type column[T any] struct {
 	name string
 	typ  arrow.DataType
-	put  func(b array.Builder, r *T)
+	fill func(b array.Builder, rows []*T)
 }
 
 // table is the column layout of a DuckDB table filled from records of T.
@@ -65,9 +67,7 @@ func (t *table[T]) build(rows []*T) arrow.RecordBatch {
 	for i, c := range t.cols {
 		f := b.Field(i)
 		f.Reserve(len(rows))
-		for _, r := range rows {
-			c.put(f, r)
-		}
+		c.fill(f, rows)
 	}
 	return b.NewRecordBatch()
 }
@@ -132,8 +132,11 @@ func insertArrow(ctx context.Context, conn driver.Conn, rec arrow.RecordBatch, v
 // UTF-8 (DuckDB refuses invalid text).
 
 func textCol[T any](name string, get func(*T) string) column[T] {
-	return column[T]{name, arrow.BinaryTypes.String, func(b array.Builder, r *T) {
-		appendText(b.(*array.StringBuilder), get(r))
+	return column[T]{name, arrow.BinaryTypes.String, func(b array.Builder, rows []*T) {
+		sb := b.(*array.StringBuilder)
+		for _, r := range rows {
+			appendText(sb, get(r))
+		}
 	}}
 }
 
@@ -149,103 +152,119 @@ func appendText(b *array.StringBuilder, s string) {
 }
 
 func listCol[T any](name string, get func(*T) []string) column[T] {
-	return column[T]{name, arrow.ListOf(arrow.BinaryTypes.String), func(b array.Builder, r *T) {
+	return column[T]{name, arrow.ListOf(arrow.BinaryTypes.String), func(b array.Builder, rows []*T) {
 		lb := b.(*array.ListBuilder)
-		// an empty string in a list (a tag, a CPE) says nothing, and
-		// stored it would be a NULL element that list functions choke on
-		vs := nonEmpty(get(r))
-		if len(vs) == 0 {
-			lb.AppendNull()
-			return
-		}
-		lb.Append(true)
 		vb := lb.ValueBuilder().(*array.StringBuilder)
-		for _, v := range vs {
-			appendText(vb, v)
+		for _, r := range rows {
+			// an empty string in a list (a tag, a CPE) says nothing, and
+			// stored it would be a NULL element that list functions choke on
+			vs := nonEmpty(get(r))
+			if len(vs) == 0 {
+				lb.AppendNull()
+				continue
+			}
+			lb.Append(true)
+			for _, v := range vs {
+				appendText(vb, v)
+			}
 		}
 	}}
 }
 
 func blobCol[T any](name string, get func(*T) []byte) column[T] {
-	return column[T]{name, arrow.BinaryTypes.Binary, func(b array.Builder, r *T) {
-		if v := get(r); len(v) > 0 {
-			b.(*array.BinaryBuilder).Append(v)
-		} else {
-			b.AppendNull()
+	return column[T]{name, arrow.BinaryTypes.Binary, func(b array.Builder, rows []*T) {
+		bb := b.(*array.BinaryBuilder)
+		// the values' bytes too (payloads, banners, details: the bulk of
+		// a call), or the buffer grows by doubling, each time a fresh
+		// zeroed allocation and a copy
+		n := 0
+		for _, r := range rows {
+			n += len(get(r))
+		}
+		bb.ReserveData(n)
+		for _, r := range rows {
+			if v := get(r); len(v) > 0 {
+				bb.Append(v)
+			} else {
+				bb.AppendNull()
+			}
 		}
 	}}
 }
 
 func idCol[T any](name string, get func(*T) [16]byte) column[T] {
-	return column[T]{name, &arrow.FixedSizeBinaryType{ByteWidth: 16}, func(b array.Builder, r *T) {
-		id := get(r)
-		b.(*array.FixedSizeBinaryBuilder).Append(id[:])
+	return column[T]{name, &arrow.FixedSizeBinaryType{ByteWidth: 16}, func(b array.Builder, rows []*T) {
+		fb := b.(*array.FixedSizeBinaryBuilder)
+		for _, r := range rows {
+			id := get(r)
+			fb.Append(id[:])
+		}
+	}}
+}
+
+// fixed is the builder of a fixed-width column with its unchecked
+// appends (the room is reserved before fill).
+type fixed[V any] interface {
+	array.Builder
+	UnsafeAppend(V)
+	UnsafeAppendBoolToBitmap(bool)
+}
+
+// fixedCol is a column of fixed-width values; with zeroIsNull, a zero
+// value is stored as NULL (unknown).
+func fixedCol[T any, V comparable, B fixed[V]](name string, typ arrow.DataType, zeroIsNull bool, get func(*T) V) column[T] {
+	return column[T]{name, typ, func(b array.Builder, rows []*T) {
+		fb := b.(B)
+		var zero V
+		for _, r := range rows {
+			if v := get(r); !zeroIsNull || v != zero {
+				fb.UnsafeAppend(v)
+			} else {
+				fb.UnsafeAppendBoolToBitmap(false)
+			}
+		}
 	}}
 }
 
 func timeCol[T any](name string, get func(*T) int64) column[T] {
-	return column[T]{name, arrow.FixedWidthTypes.Timestamp_us, func(b array.Builder, r *T) {
-		if v := get(r); v != 0 {
-			b.(*array.TimestampBuilder).Append(arrow.Timestamp(v))
-		} else {
-			b.AppendNull()
-		}
-	}}
+	return fixedCol[T, arrow.Timestamp, *array.TimestampBuilder](name, arrow.FixedWidthTypes.Timestamp_us, true,
+		func(r *T) arrow.Timestamp { return arrow.Timestamp(get(r)) })
 }
 
 func u64Col[T any](name string, get func(*T) uint64) column[T] {
-	return column[T]{name, arrow.PrimitiveTypes.Uint64, func(b array.Builder, r *T) { b.(*array.Uint64Builder).Append(get(r)) }}
+	return fixedCol[T, uint64, *array.Uint64Builder](name, arrow.PrimitiveTypes.Uint64, false, get)
 }
 
 func i64Col[T any](name string, get func(*T) int64) column[T] {
-	return column[T]{name, arrow.PrimitiveTypes.Int64, func(b array.Builder, r *T) { b.(*array.Int64Builder).Append(get(r)) }}
+	return fixedCol[T, int64, *array.Int64Builder](name, arrow.PrimitiveTypes.Int64, false, get)
 }
 
 func u32Col[T any](name string, get func(*T) uint32) column[T] {
-	return column[T]{name, arrow.PrimitiveTypes.Uint32, func(b array.Builder, r *T) {
-		if v := get(r); v != 0 {
-			b.(*array.Uint32Builder).Append(v)
-		} else {
-			b.AppendNull()
-		}
-	}}
+	return fixedCol[T, uint32, *array.Uint32Builder](name, arrow.PrimitiveTypes.Uint32, true, get)
 }
 
 func i32Col[T any](name string, get func(*T) int32) column[T] {
-	return column[T]{name, arrow.PrimitiveTypes.Int32, func(b array.Builder, r *T) {
-		if v := get(r); v != 0 {
-			b.(*array.Int32Builder).Append(v)
-		} else {
-			b.AppendNull()
-		}
-	}}
+	return fixedCol[T, int32, *array.Int32Builder](name, arrow.PrimitiveTypes.Int32, true, get)
 }
 
 func u16Col[T any](name string, get func(*T) uint16) column[T] {
-	return column[T]{name, arrow.PrimitiveTypes.Uint16, func(b array.Builder, r *T) {
-		if v := get(r); v != 0 {
-			b.(*array.Uint16Builder).Append(v)
-		} else {
-			b.AppendNull()
-		}
-	}}
+	return fixedCol[T, uint16, *array.Uint16Builder](name, arrow.PrimitiveTypes.Uint16, true, get)
 }
 
 func u8Col[T any](name string, get func(*T) uint8) column[T] {
-	return column[T]{name, arrow.PrimitiveTypes.Uint8, func(b array.Builder, r *T) {
-		if v := get(r); v != 0 {
-			b.(*array.Uint8Builder).Append(v)
-		} else {
-			b.AppendNull()
-		}
-	}}
+	return fixedCol[T, uint8, *array.Uint8Builder](name, arrow.PrimitiveTypes.Uint8, true, get)
 }
 
 // keyU16Col is a uint16 that is never NULL (a key: 0 is a value).
 func keyU16Col[T any](name string, get func(*T) uint16) column[T] {
-	return column[T]{name, arrow.PrimitiveTypes.Uint16, func(b array.Builder, r *T) { b.(*array.Uint16Builder).Append(get(r)) }}
+	return fixedCol[T, uint16, *array.Uint16Builder](name, arrow.PrimitiveTypes.Uint16, false, get)
 }
 
 func boolCol[T any](name string, get func(*T) bool) column[T] {
-	return column[T]{name, arrow.FixedWidthTypes.Boolean, func(b array.Builder, r *T) { b.(*array.BooleanBuilder).Append(get(r)) }}
+	return column[T]{name, arrow.FixedWidthTypes.Boolean, func(b array.Builder, rows []*T) {
+		bb := b.(*array.BooleanBuilder)
+		for _, r := range rows {
+			bb.UnsafeAppend(get(r))
+		}
+	}}
 }

@@ -77,3 +77,42 @@ func BenchmarkEventColumns(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBuildColumns is the Go side of an ingest call: records into
+// Arrow columns, for 150,000 events or 20,000 grabbed services.
+func BenchmarkBuildColumns(b *testing.B) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	now := time.Now().UTC()
+	for _, c := range []struct {
+		name  string
+		batch *record.Batch
+	}{
+		{"events", &record.Batch{Events: synthEvents(rng, 150000, now)}},
+		{"services", &record.Batch{Services: grabbedServices(20000, now)}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			cpu0 := cputime.Self()
+			for range b.N {
+				buildColumns([]*record.Batch{c.batch}).release()
+			}
+			n := b.N * c.batch.Len()
+			b.ReportMetric(float64((cputime.Self()-cpu0).Nanoseconds())/float64(n), "cpu-ns/record")
+		})
+	}
+}
+
+// grabbedServices are services as a grabber sends them: HTTP with headers,
+// a banner, CPEs and protocol details.
+func grabbedServices(n int, now time.Time) []record.Service {
+	out := synthServices(0, n, now)
+	for i := range out {
+		s := &out[i]
+		s.Protocol, s.Product, s.Version = "http", "nginx", "1.22.1"
+		s.CPE = []string{"cpe:2.3:a:f5:nginx:1.22.1:*:*:*:*:*:*:*"}
+		s.Banner = []byte("HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nContent-Type: text/html\r\n\r\n")
+		s.HTTP = &record.HTTP{Status: 200, Title: "Welcome to nginx!", Server: "nginx/1.22.1",
+			Headers: []record.Header{{Name: "Server", Value: "nginx/1.22.1"}, {Name: "Content-Type", Value: "text/html"}}, BodySHA256: "ab12"}
+		s.Data = map[string]string{"rule": "http.nginx"}
+	}
+	return out
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -109,5 +110,42 @@ func TestIngestWhileQuerying(t *testing.T) {
 	}
 	if threads != 2 {
 		t.Errorf("DuckDB left with %d threads, want the store's 2", threads)
+	}
+}
+
+// TestColumnValues: what each kind of column stores, read back by SQL.
+// Zero numbers, empty strings, empty lists and empty payloads are NULL
+// (unknown), a service's port 0 and a false handshake are values, and
+// text that is not UTF-8 is made valid.
+func TestColumnValues(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 28, 1, 2, 3, 456789000, time.UTC)
+	src, dst := netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("198.51.100.130")
+	full := record.Event{ID: record.HashID("full"), Time: at, Sensor: "fra1", Src: src, SrcPort: 40000, Dst: dst, DstPort: 23,
+		Transport: "tcp", TTL: 52, IPID: 54321, TCPFlags: 2, TCPWindow: 1024, TCPSeq: 7, TCPOptions: "M1460", Handshake: true,
+		Payload: []byte("GET /\xff"), HTTPPath: "/a\xffb", Tags: []string{"", "ZMAP", "TCP_SYN"}, Classification: "benign",
+		SrcGeo: record.Geo{Country: "US", ASN: 64500, Org: "Org"}}
+	bare := record.Event{ID: record.HashID("bare"), Time: at, Src: src, Dst: dst, Transport: "icmp", Tags: []string{""}}
+	svc := record.Service{ID: record.HashID("svc"), Time: at, IP: src, Port: 0, Transport: "udp", State: "open"}
+	if _, err := s.Ingest(ctx, []*record.Batch{{ID: record.NewID(), Events: []record.Event{full, bare}, Services: []record.Service{svc}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ query, want string }{
+		{`SELECT concat_ws('|', ts, sensor, src_port, dst_port, ttl, ip_id, tcp_flags, tcp_window, tcp_seq, tcp_options, handshake,
+			octet_length(payload), http_path, tags, classification, src_country, src_asn, src_org) FROM events WHERE transport = 'tcp'`,
+			"2026-11-28 01:02:03.456789|fra1|40000|23|52|54321|2|1024|7|M1460|true|6|/a\uFFFDb|[ZMAP, TCP_SYN]|benign|US|64500|Org"},
+		{`SELECT concat_ws('|', sensor IS NULL, src_port IS NULL, dst_port IS NULL, ttl IS NULL, tcp_seq IS NULL, tcp_options IS NULL,
+			handshake, payload IS NULL, tags IS NULL, src_asn IS NULL, seq IS NULL) FROM events WHERE transport = 'icmp'`,
+			"true|true|true|true|true|true|false|true|true|true|false"},
+		{`SELECT concat_ws('|', port, ttl IS NULL, http_status IS NULL, tls_not_after IS NULL) FROM services`, "0|true|true|true"},
+	} {
+		var got string
+		if err := s.db.QueryRowContext(ctx, c.query).Scan(&got); err != nil {
+			t.Fatalf("%s: %v", c.query, err)
+		}
+		if got != c.want {
+			t.Errorf("%s:\n got %s\nwant %s", c.query, got, c.want)
+		}
 	}
 }
