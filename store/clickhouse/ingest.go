@@ -2,7 +2,6 @@ package clickhouse
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -275,7 +274,7 @@ func nz[T comparable](v T) *T {
 
 func newSvcRow(s *record.Service, batch record.ID) *svcRow {
 	hi, lo := query.AddrToHiLo(s.IP)
-	details, _ := json.Marshal(s)
+	details := s.AppendJSON(nil)
 	r := &svcRow{
 		id: string(s.ID[:]), ts: micros(s.Time), scanID: text(s.ScanID), hi: hi, lo: lo, port: s.Port,
 		transport: text(s.Transport), state: text(s.State), ttl: nz(s.TTL), window: nz(s.Window),
