@@ -13,6 +13,7 @@ import (
 
 	"github.com/vantagehq/vantage/query"
 	"github.com/vantagehq/vantage/record"
+	"github.com/vantagehq/vantage/store"
 )
 
 // Ingest stores batches, skipping those stored before. ClickHouse has no
@@ -280,7 +281,7 @@ func newSvcRow(s *record.Service, batch record.ID) *svcRow {
 		transport: text(s.Transport), state: text(s.State), ttl: nz(s.TTL), window: nz(s.Window),
 		protocol: text(s.Protocol), product: text(s.Product), version: text(s.Version),
 		versionKey: text(query.VersionKey(s.Version)), cpe: list(s.CPE),
-		banner: string(s.Banner), bannerText: searchText(s.Banner),
+		banner: string(s.Banner), bannerText: store.SearchText(s.Banner),
 		country: text(s.Geo.Country), asn: nz(s.Geo.ASN), org: text(s.Geo.Org), label: text(s.Geo.Label),
 		tags: list(s.Tags), vulns: list(s.Vulns), details: string(details), batch: batch,
 	}
@@ -305,33 +306,6 @@ func newSvcRow(s *record.Service, batch record.ID) *svcRow {
 	return r
 }
 
-// searchText is the lower-cased, printable projection of binary data that
-// free-text search scans (as the DuckDB store's): control bytes become
-// spaces, invalid UTF-8 the replacement character.
-func searchText(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	var sb strings.Builder
-	sb.Grow(len(b))
-	for len(b) > 0 {
-		r, n := utf8.DecodeRune(b)
-		b = b[n:]
-		switch {
-		case r == utf8.RuneError && n == 1:
-			sb.WriteRune(utf8.RuneError)
-		case r < 0x20 || r == 0x7f:
-			sb.WriteByte(' ')
-		default:
-			if 'A' <= r && r <= 'Z' {
-				r += 'a' - 'A'
-			}
-			sb.WriteRune(r)
-		}
-	}
-	return sb.String()
-}
-
 const eventInsertColumns = `id, batch, ts, ts_us, sensor, src_hi, src_lo, src_port, dst_hi, dst_lo, dst_port,
 	transport, icmp_type, icmp_code, ttl, ip_id, tcp_flags, tcp_window, tcp_seq, tcp_options, handshake,
 	payload, payload_text, http_method, http_path, user_agent, ja3, hassh, sni, username, password,
@@ -346,7 +320,7 @@ func eventValues(e *record.Event, batch record.ID, sh, sl uint64) []any {
 	us := micros(e.Time)
 	return []any{string(e.ID[:]), string(batch[:]), secs(us), us, text(e.Sensor), sh, sl, nz(e.SrcPort), dh, dl, nz(e.DstPort),
 		text(e.Transport), nz(e.ICMPType), nz(e.ICMPCode), nz(e.TTL), nz(e.IPID), nz(e.TCPFlags), nz(e.TCPWindow), nz(e.TCPSeq),
-		text(e.TCPOptions), hs, string(e.Payload), searchText(e.Payload),
+		text(e.TCPOptions), hs, string(e.Payload), store.SearchText(e.Payload),
 		text(e.HTTPMethod), text(e.HTTPPath), text(e.UserAgent), text(e.JA3), text(e.HASSH), text(e.SNI),
 		text(e.Username), text(e.Password), nonNil(list(e.Tags)), text(e.Classification), text(e.Actor),
 		text(e.SrcGeo.Country), nz(e.SrcGeo.ASN), text(e.SrcGeo.Org), text(e.DstCountry)}

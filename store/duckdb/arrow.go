@@ -10,6 +10,7 @@ import (
 
 	"github.com/vantagehq/vantage/query"
 	"github.com/vantagehq/vantage/record"
+	"github.com/vantagehq/vantage/store"
 )
 
 // eventRow is an event with the values derived once for its columns.
@@ -166,19 +167,26 @@ func nonEmpty(vs []string) []string {
 // buildColumns builds the columns of the batches' records, outside the
 // writer lock.
 func buildColumns(batches []*record.Batch) *columns {
-	var evs []*eventRow
+	var nev int
+	for _, b := range batches {
+		nev += len(b.Events)
+	}
+	// the rows in one allocation rather than one each
+	evRows := make([]eventRow, nev)
+	evs := make([]*eventRow, 0, nev)
 	var svs []*serviceRow
 	for _, b := range batches {
 		for i := range b.Events {
 			e := &b.Events[i]
-			r := &eventRow{Event: e, text: searchText(e.Payload)}
+			r := &evRows[len(evs)]
+			r.Event, r.text = e, store.SearchText(e.Payload)
 			r.sh, r.sl = hilo(e.Src)
 			r.dh, r.dl = hilo(e.Dst)
 			evs = append(evs, r)
 		}
 		for i := range b.Services {
 			s := &b.Services[i]
-			r := &serviceRow{Service: s, versionKey: query.VersionKey(s.Version), text: searchText(s.Banner)}
+			r := &serviceRow{Service: s, versionKey: query.VersionKey(s.Version), text: store.SearchText(s.Banner)}
 			r.hi, r.lo = hilo(s.IP)
 			// the whole observation: lookups read it instead of two dozen
 			// columns (mergeColumns keeps a grab's details over a bare

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/duckdb/duckdb-go/v2"
 
@@ -197,33 +196,6 @@ func appendAll(conn driver.Conn, catalog, table string, fill func(*duckdb.Append
 		return fmt.Errorf("append to %s: %w", table, err)
 	}
 	return nil
-}
-
-// searchText is the lower-cased, printable projection of binary data that
-// free-text search scans: control bytes become spaces, invalid UTF-8 the
-// replacement character. The raw bytes stay in the BLOB column.
-func searchText(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	var sb strings.Builder
-	sb.Grow(len(b))
-	for len(b) > 0 {
-		r, n := utf8.DecodeRune(b)
-		b = b[n:]
-		switch {
-		case r == utf8.RuneError && n == 1:
-			sb.WriteRune(utf8.RuneError)
-		case r < 0x20 || r == 0x7f:
-			sb.WriteByte(' ')
-		default:
-			if 'A' <= r && r <= 'Z' {
-				r += 'a' - 'A'
-			}
-			sb.WriteRune(r)
-		}
-	}
-	return sb.String()
 }
 
 // uuidArg binds an ID to a UUID parameter (the driver values *UUID, not UUID).
