@@ -1,11 +1,69 @@
 package fingerprint
 
 import (
+	"bytes"
+	"encoding/gob"
+	"flag"
+	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
 )
+
+var update = flag.Bool("update", false, "write builtin.gob from rules/*.toml")
+
+// TestBuiltinSnapshot: the gob that Default decodes holds exactly the rules
+// of rules/*.toml. After editing a rules file: go test ./fingerprint -run
+// TestBuiltinSnapshot -update
+func TestBuiltinSnapshot(t *testing.T) {
+	parsed, err := parseBuiltin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		var buf bytes.Buffer
+		if err := gob.NewEncoder(&buf).Encode(parsed); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile("builtin.gob", buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	var snap []Rule
+	if err := gob.NewDecoder(bytes.NewReader(builtinSnapshot)).Decode(&snap); err != nil {
+		t.Fatalf("builtin.gob: %v (go test ./fingerprint -run TestBuiltinSnapshot -update)", err)
+	}
+	if !reflect.DeepEqual(normalise(snap), normalise(parsed)) {
+		for i := range min(len(snap), len(parsed)) {
+			if !reflect.DeepEqual(normalise(snap[i:i+1]), normalise(parsed[i:i+1])) {
+				t.Errorf("first difference at rule %d: snapshot %+v, TOML %+v", i, snap[i], parsed[i])
+				break
+			}
+		}
+		t.Fatalf("builtin.gob holds %d rules, rules/*.toml %d, and they differ: go test ./fingerprint -run TestBuiltinSnapshot -update", len(snap), len(parsed))
+	}
+}
+
+// normalise makes empty and nil slices and maps alike (gob keeps no
+// difference between them).
+func normalise(rules []Rule) []Rule {
+	out := slices.Clone(rules)
+	for i := range out {
+		if len(out[i].CPE) == 0 {
+			out[i].CPE = nil
+		}
+		if len(out[i].Extra) == 0 {
+			out[i].Extra = nil
+		}
+		if len(out[i].Prefilter) == 0 {
+			out[i].Prefilter = nil
+		}
+	}
+	return out
+}
 
 func TestDefaultLoads(t *testing.T) {
 	db, err := defaultDB()
