@@ -70,6 +70,10 @@ func (s *Session) fill() error {
 		return ErrTooLarge
 	}
 	n := min(s.max-s.received, 16<<10)
+	if cap(s.buf) == 0 {
+		// most greetings and response heads fit in a few kilobytes
+		n = min(n, 4<<10)
+	}
 	if cap(s.buf)-len(s.buf) < n {
 		nb := make([]byte, len(s.buf), len(s.buf)+max(n, 2*cap(s.buf)))
 		copy(nb, s.buf)
