@@ -35,7 +35,7 @@ var builtinSnapshot []byte
 var defaultDB = sync.OnceValues(func() (*DB, error) {
 	var rules []Rule
 	if err := gob.NewDecoder(bytes.NewReader(builtinSnapshot)).Decode(&rules); err != nil {
-		return loadFS(embedded, "rules", true) // the tests make this unreachable
+		return nil, fmt.Errorf("builtin.gob: %w", err)
 	}
 	lazy := make([]*compiledRule, len(rules))
 	for i, r := range rules {
@@ -43,29 +43,6 @@ var defaultDB = sync.OnceValues(func() (*DB, error) {
 	}
 	return build(lazy)
 })
-
-// parseBuiltin parses the built-in TOML files, in the order the snapshot
-// keeps them.
-func parseBuiltin() ([]Rule, error) {
-	names, err := fs.Glob(embedded, "rules/*.toml")
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(names)
-	var all []Rule
-	for _, n := range names {
-		data, err := fs.ReadFile(embedded, n)
-		if err != nil {
-			return nil, err
-		}
-		rules, err := ParseRules(n, data)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, rules...)
-	}
-	return all, nil
-}
 
 // Default returns the built-in rules (fingerprint/rules/*.toml). They are
 // validated by the package's tests, so a failure here is a programming

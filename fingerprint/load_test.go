@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"flag"
+	"io/fs"
 	"os"
 	"reflect"
 	"slices"
@@ -45,6 +46,29 @@ func TestBuiltinSnapshot(t *testing.T) {
 		}
 		t.Fatalf("builtin.gob holds %d rules, rules/*.toml %d, and they differ: go test ./fingerprint -run TestBuiltinSnapshot -update", len(snap), len(parsed))
 	}
+}
+
+// parseBuiltin parses the built-in TOML files, in the order the snapshot
+// keeps them.
+func parseBuiltin() ([]Rule, error) {
+	names, err := fs.Glob(embedded, "rules/*.toml")
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	var all []Rule
+	for _, n := range names {
+		data, err := fs.ReadFile(embedded, n)
+		if err != nil {
+			return nil, err
+		}
+		rules, err := ParseRules(n, data)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, rules...)
+	}
+	return all, nil
 }
 
 // normalise makes empty and nil slices and maps alike (gob keeps no
