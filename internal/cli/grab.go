@@ -494,8 +494,8 @@ func errorsIsExcluded(err error) bool { return err != nil && grab.ErrorKind(err)
 
 // appendGrabOutput appends a service as a JSON line for people and tools:
 // the record's members, then the banner as text (JSON-escaped) rather than
-// base64, and the error when nothing was learnt. The same bytes as
-// json.Marshal of grabOutput, which TestGrabOutputJSON checks.
+// base64, and the error and its kind when nothing was learnt
+// (TestGrabOutputJSON compares it with encoding/json's output).
 func appendGrabOutput(b []byte, svc *record.Service, err error) []byte {
 	b = append(b, '{')
 	b = svc.AppendJSONFields(b, false)
@@ -508,10 +508,8 @@ func appendGrabOutput(b []byte, svc *record.Service, err error) []byte {
 			b = append(b, `,"error":`...)
 			b = record.AppendJSONString(b, msg)
 		}
-		if kind := grab.ErrorKind(err); kind != "" {
-			b = append(b, `,"error_kind":`...)
-			b = record.AppendJSONString(b, kind)
-		}
+		b = append(b, `,"error_kind":`...)
+		b = record.AppendJSONString(b, grab.ErrorKind(err))
 	}
 	return append(b, '}', '\n')
 }
