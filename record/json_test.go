@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -52,6 +53,45 @@ func TestAppendJSON(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFullServiceCoversEveryField: fullService sets every field of
+// Service and of the structs inside it, so a field added to them without
+// a line in AppendJSON makes TestAppendJSON fail rather than go missing
+// from grab output and from the stores' details.
+func TestFullServiceCoversEveryField(t *testing.T) {
+	var walk func(path string, v reflect.Value)
+	walk = func(path string, v reflect.Value) {
+		switch v.Kind() {
+		case reflect.Pointer:
+			if v.IsNil() {
+				t.Errorf("%s is nil in fullService", path)
+				return
+			}
+			walk(path, v.Elem())
+		case reflect.Struct:
+			if v.Type() == reflect.TypeFor[time.Time]() || v.Type() == reflect.TypeFor[netip.Addr]() {
+				if v.IsZero() {
+					t.Errorf("%s is zero in fullService", path)
+				}
+				return
+			}
+			for i := range v.NumField() {
+				walk(path+"."+v.Type().Field(i).Name, v.Field(i))
+			}
+		case reflect.Slice:
+			if v.Len() == 0 {
+				t.Errorf("%s is empty in fullService", path)
+				return
+			}
+			walk(path+"[0]", v.Index(0))
+		default:
+			if v.IsZero() {
+				t.Errorf("%s is zero in fullService", path)
+			}
+		}
+	}
+	walk("Service", reflect.ValueOf(fullService()))
 }
 
 // FuzzAppendJSON compares AppendJSON with json.Marshal on services built
