@@ -179,6 +179,26 @@ func BenchmarkPublishToQueryable(b *testing.B) {
 	b.ReportMetric(in.Stats().StoreSeconds/b.Elapsed().Seconds(), "store-busy")
 }
 
+// BenchmarkPublish is the producer's side alone: events batched, encoded
+// and published to the embedded bus, acknowledged there, with no ingester.
+// Beside BenchmarkPublishToQueryable it says what an in-process producer
+// costs.
+func BenchmarkPublish(b *testing.B) {
+	bs, st := openBusStore(b)
+	defer bs.Close()
+	defer st.Close()
+	rng := rand.New(rand.NewPCG(2, 2))
+	pool := synth(rng, 100000, time.Now().UTC())
+	n := benchEvents(b)
+	b.ResetTimer()
+	cpu0 := cputime.Self()
+	for range b.N {
+		publishEvents(b, bs, pool, n)
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64((cputime.Self()-cpu0).Microseconds())/float64(n*b.N), "cpu-µs/event")
+}
+
 // BenchmarkIngestBacklog is the server's side of the ingest rate alone:
 // the events wait on the bus (published before the clock starts, as by
 // sensors on other machines), then the ingester drains them into the
