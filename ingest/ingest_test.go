@@ -179,17 +179,24 @@ func BenchmarkPublishToQueryable(b *testing.B) {
 	b.ReportMetric(in.Stats().StoreSeconds/b.Elapsed().Seconds(), "store-busy")
 }
 
+// benchBusStore opens a bus and a store that close with the benchmark,
+// with the pool of events to publish and how many.
+func benchBusStore(b *testing.B) (*bus.Bus, *duckdb.DB, []record.Event, int) {
+	bs, st := openBusStore(b)
+	b.Cleanup(func() {
+		st.Close()
+		bs.Close()
+	})
+	rng := rand.New(rand.NewPCG(2, 2))
+	return bs, st, synth(rng, 100000, time.Now().UTC()), benchEvents(b)
+}
+
 // BenchmarkPublish is the producer's side alone: events batched, encoded
 // and published to the embedded bus, acknowledged there, with no ingester.
 // Beside BenchmarkPublishToQueryable it says what an in-process producer
 // costs.
 func BenchmarkPublish(b *testing.B) {
-	bs, st := openBusStore(b)
-	defer bs.Close()
-	defer st.Close()
-	rng := rand.New(rand.NewPCG(2, 2))
-	pool := synth(rng, 100000, time.Now().UTC())
-	n := benchEvents(b)
+	bs, _, pool, n := benchBusStore(b)
 	b.ResetTimer()
 	cpu0 := cputime.Self()
 	for range b.N {
@@ -206,12 +213,7 @@ func BenchmarkPublish(b *testing.B) {
 // says how much of that benchmark's CPU is the producer's.
 func BenchmarkIngestBacklog(b *testing.B) {
 	ctx := context.Background()
-	bs, st := openBusStore(b)
-	defer bs.Close()
-	defer st.Close()
-	rng := rand.New(rand.NewPCG(2, 2))
-	pool := synth(rng, 100000, time.Now().UTC())
-	n := benchEvents(b)
+	bs, st, pool, n := benchBusStore(b)
 	var total int64
 	var cpu time.Duration
 	b.ResetTimer()
