@@ -90,18 +90,6 @@ func (t *table[T]) with(rec arrow.RecordBatch, name string, v int64) arrow.Recor
 	return array.NewRecordBatch(t.schema, cols, int64(n))
 }
 
-// insert inserts a record batch into the table (or into into, when given:
-// a staging table of the same layout).
-func (t *table[T]) insert(ctx context.Context, conn driver.Conn, rec arrow.RecordBatch, into string) error {
-	if rec == nil {
-		return nil
-	}
-	if into == "" {
-		into = t.name
-	}
-	return insertArrow(ctx, conn, rec, "incoming_"+t.name, into)
-}
-
 // insertArrow inserts rec into the table into, through DuckDB's Arrow scan
 // of it as the view named view.
 func insertArrow(ctx context.Context, conn driver.Conn, rec arrow.RecordBatch, view, into string) error {

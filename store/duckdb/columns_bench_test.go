@@ -73,7 +73,7 @@ func BenchmarkEventColumns(b *testing.B) {
 			if _, err := s.w.ExecContext(ctx, "CREATE TABLE lean AS SELECT "+strings.Join(names, ", ")+" FROM events LIMIT 0"); err != nil {
 				b.Fatal(err)
 			}
-			defer s.oneThread(ctx)()
+			defer s.oneThread(ctx, s.w)()
 			b.ResetTimer()
 			cpu0 := cputime.Self()
 			for range b.N {
@@ -142,7 +142,7 @@ func BenchmarkConcurrentInsert(b *testing.B) {
 		b.Run(fmt.Sprint("conns=", conns), func(b *testing.B) {
 			s := openTest(b)
 			ctx := context.Background()
-			defer s.oneThread(ctx)()
+			defer s.oneThread(ctx, s.w)()
 			recs := make([]arrow.RecordBatch, conns)
 			for i := range recs {
 				rng := rand.New(rand.NewPCG(uint64(i), 2))

@@ -44,16 +44,23 @@ type DB struct {
 	path      string
 	connector *duckdb.Connector
 	db        *sql.DB
-	w         *sql.Conn // the writer
+	w         *sql.Conn // the main writer: services, profiles, expiry, purges
 	wmu       sync.Mutex
-	opts      Options
-	log       *slog.Logger
+	// mainWriter is w as an ingest writer; eventWriters are the writers of
+	// ingest calls with only events (nil when read-only)
+	mainWriter   *writer
+	eventWriters chan *writer
+	seqs         seqs
+
+	threadsMu      sync.Mutex
+	oneThreadCalls int // ingest calls running DuckDB on one thread
+
+	opts Options
+	log  *slog.Logger
 
 	threads int // DuckDB's thread count for queries (Options.Threads or all cores)
 
-	// under wmu
-	seq        int64 // the last ingest call's number (events.seq)
-	profileSeq int64 // events up to this seq are folded into profiles
+	profileSeq int64 // events up to this seq are folded into profiles (under wmu)
 
 	profiled atomic.Pointer[sources] // which addresses may have a profile
 
@@ -107,6 +114,11 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 		if err := s.prepareWriter(ctx); err != nil {
 			s.Close()
 			return nil, err
+		}
+		s.mainWriter = &writer{conn: s.w, view: "incoming"}
+		if err := s.openEventWriters(ctx); err != nil {
+			s.Close()
+			return nil, openErr(path, err)
 		}
 	}
 	if err := s.w.QueryRowContext(ctx, `SELECT current_setting('threads')`).Scan(&s.threads); err != nil {
@@ -168,6 +180,13 @@ func (s *DB) Close() error {
 		s.closing = nil
 	}
 	var errs []error
+	if s.eventWriters != nil {
+		// every writer back in the pool: no ingest call is running
+		for range cap(s.eventWriters) {
+			errs = append(errs, (<-s.eventWriters).conn.Close())
+		}
+		s.eventWriters = nil
+	}
 	if s.w != nil {
 		errs = append(errs, s.w.Close())
 	}
@@ -180,7 +199,28 @@ func (s *DB) Close() error {
 	return errors.Join(errs...)
 }
 
-// raw runs fn with the writer's driver connection (for appenders).
+// raw runs fn with the main writer's driver connection.
 func (s *DB) raw(fn func(driver.Conn) error) error {
 	return s.w.Raw(func(c any) error { return fn(c.(driver.Conn)) })
+}
+
+// eventWriterCount is how many ingest calls with only events insert at
+// once. Two: on this project's 2-core machine a third finds no core to run
+// on (BenchmarkConcurrentInsert measures one writer against two).
+const eventWriterCount = 2
+
+func (s *DB) openEventWriters(ctx context.Context) error {
+	ws := make(chan *writer, eventWriterCount)
+	for i := range eventWriterCount {
+		c, err := s.db.Conn(ctx)
+		if err != nil {
+			for range i {
+				(<-ws).conn.Close()
+			}
+			return fmt.Errorf("event writer: %w", err)
+		}
+		ws <- &writer{conn: c, view: fmt.Sprint("incoming", i)}
+	}
+	s.eventWriters = ws
+	return nil
 }

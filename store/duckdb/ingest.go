@@ -2,10 +2,13 @@ package duckdb
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/duckdb/duckdb-go/v2"
@@ -30,37 +33,67 @@ func (s *DB) prepareWriter(ctx context.Context) error {
 // a batch's ID goes into the batches table in the same transaction as its
 // records, so a redelivered batch (the bus's at-least-once) is seen and
 // skipped, and a crash before the commit stores nothing of it.
+//
+// A call with only events takes one of the event writers, so two such
+// calls insert at once: DuckDB's insert and commit of one call is the
+// longest serial step of the ingest path, and appends from two
+// transactions never conflict. A call with services takes the main
+// writer, whose merge into the current state must not race another.
 func (s *DB) Ingest(ctx context.Context, batches []*record.Batch) (int, error) {
-	// Columns are built before taking the writer, so a second caller
+	// Columns are built before taking a writer, so a second caller
 	// builds while the first inserts; a batch found to be stored already
 	// (rare: a redelivery) means building again for the rest.
 	cols := buildColumns(batches)
 	defer func() { cols.release() }()
+	if cols.services == nil && s.eventWriters != nil {
+		var w *writer
+		select {
+		case w = <-s.eventWriters:
+		case <-ctx.Done():
+			return 0, fmt.Errorf("ingest: %w", ctx.Err())
+		}
+		defer func() { s.eventWriters <- w }()
+		return s.ingestOn(ctx, w, batches, &cols)
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	fresh, err := s.newBatches(ctx, batches)
+	return s.ingestOn(ctx, s.mainWriter, batches, &cols)
+}
+
+// writer is a connection that ingests, with the name its Arrow views take
+// (views are per connection; distinct names keep that from mattering).
+type writer struct {
+	conn *sql.Conn
+	view string
+}
+
+func (s *DB) ingestOn(ctx context.Context, w *writer, batches []*record.Batch, cols **columns) (int, error) {
+	fresh, err := newBatches(ctx, w.conn, batches)
 	if err != nil || len(fresh) == 0 {
 		return 0, err
 	}
 	if len(fresh) != len(batches) {
-		cols.release()
-		cols = buildColumns(fresh)
+		(*cols).release()
+		*cols = buildColumns(fresh)
 	}
-	if cols.rows() >= oneThreadRows {
-		defer s.oneThread(ctx)()
+	if (*cols).rows() >= oneThreadRows {
+		defer s.oneThread(ctx, w.conn)()
 	}
-	if _, err := s.w.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+	if _, err := w.conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
 		return 0, fmt.Errorf("ingest: %w", err)
 	}
-	s.seq++
-	if err := s.ingest(ctx, fresh, cols); err != nil {
-		s.seq-- // nothing of this call is stored
-		if _, rerr := s.w.ExecContext(context.Background(), "ROLLBACK"); rerr != nil {
+	// the number is taken inside the transaction: the refresher, which
+	// reads only up to calls that have all ended, then sees this one's
+	// rows once it ends
+	seq := s.seqs.begin()
+	defer s.seqs.end(seq)
+	if err := s.ingest(ctx, w, seq, fresh, *cols); err != nil {
+		if _, rerr := w.conn.ExecContext(context.Background(), "ROLLBACK"); rerr != nil {
 			s.log.Error("rollback after a failed ingest", "err", rerr)
 		}
 		return 0, fmt.Errorf("ingest %d batches: %w", len(fresh), err)
 	}
-	if _, err := s.w.ExecContext(ctx, "COMMIT"); err != nil {
+	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
 		return 0, fmt.Errorf("ingest: commit: %w", err)
 	}
 	return len(fresh), nil
@@ -75,28 +108,74 @@ func (s *DB) Ingest(ctx context.Context, batches []*record.Batch) (int, error) {
 // 185-214k events/s.
 const oneThreadRows = 16 << 10
 
-// oneThread sets DuckDB's thread count to one and returns what sets it back.
-// The setting is global: queries running meanwhile get one thread, which
-// under a large ingest on a small machine they would hardly get more of.
-// Under wmu.
-func (s *DB) oneThread(ctx context.Context) (restore func()) {
+// oneThread sets DuckDB's thread count to one, until every caller has
+// called the function it returns. The setting is global: queries running
+// meanwhile get one thread, which under a large ingest on a small machine
+// they would hardly get more of.
+func (s *DB) oneThread(ctx context.Context, conn *sql.Conn) (restore func()) {
 	if s.threads <= 1 {
 		return func() {}
 	}
-	if _, err := s.w.ExecContext(ctx, "SET threads = 1"); err != nil {
-		s.log.Warn("ingest on one thread", "err", err)
-		return func() {}
+	s.threadsMu.Lock()
+	defer s.threadsMu.Unlock()
+	if s.oneThreadCalls == 0 {
+		if _, err := conn.ExecContext(ctx, "SET threads = 1"); err != nil {
+			s.log.Warn("ingest on one thread", "err", err)
+			return func() {}
+		}
 	}
+	s.oneThreadCalls++
 	return func() {
-		if _, err := s.w.ExecContext(context.Background(), fmt.Sprintf("SET threads = %d", s.threads)); err != nil {
+		s.threadsMu.Lock()
+		defer s.threadsMu.Unlock()
+		if s.oneThreadCalls--; s.oneThreadCalls > 0 {
+			return
+		}
+		if _, err := conn.ExecContext(context.Background(), fmt.Sprintf("SET threads = %d", s.threads)); err != nil {
 			s.log.Error("give the queries their threads back", "threads", s.threads, "err", err)
 		}
 	}
 }
 
+// seqs hands out the numbers of ingest calls (events.seq) and says up to
+// which number every call has ended, committed or not: with two writers a
+// later call may commit before an earlier one, and the profile refresher
+// must not move its watermark past rows still to come.
+type seqs struct {
+	mu   sync.Mutex
+	last int64   // the last number handed out
+	open []int64 // numbers handed out whose calls have not ended, ascending
+}
+
+func (q *seqs) begin() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.last++
+	q.open = append(q.open, q.last)
+	return q.last
+}
+
+func (q *seqs) end(n int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if i := slices.Index(q.open, n); i >= 0 {
+		q.open = slices.Delete(q.open, i, i+1)
+	}
+}
+
+// ended is the highest number up to which every call has ended.
+func (q *seqs) ended() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.open) > 0 {
+		return q.open[0] - 1
+	}
+	return q.last
+}
+
 // newBatches returns the batches not stored yet (and each batch once, if
 // the same one is given twice).
-func (s *DB) newBatches(ctx context.Context, batches []*record.Batch) ([]*record.Batch, error) {
+func newBatches(ctx context.Context, conn *sql.Conn, batches []*record.Batch) ([]*record.Batch, error) {
 	if len(batches) == 0 {
 		return nil, nil
 	}
@@ -106,7 +185,7 @@ func (s *DB) newBatches(ctx context.Context, batches []*record.Batch) ([]*record
 		args[i] = uuidArg(b.ID)
 		marks[i] = "?"
 	}
-	rows, err := s.w.QueryContext(ctx, "SELECT id FROM batches WHERE id IN ("+strings.Join(marks, ",")+")", args...)
+	rows, err := conn.QueryContext(ctx, "SELECT id FROM batches WHERE id IN ("+strings.Join(marks, ",")+")", args...)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: look up batch ids: %w", err)
 	}
@@ -132,12 +211,13 @@ func (s *DB) newBatches(ctx context.Context, batches []*record.Batch) ([]*record
 	return fresh, nil
 }
 
-func (s *DB) ingest(ctx context.Context, batches []*record.Batch, cols *columns) error {
+func (s *DB) ingest(ctx context.Context, w *writer, seq int64, batches []*record.Batch, cols *columns) error {
 	now := time.Now().UTC()
-	return s.raw(func(conn driver.Conn) error {
+	return w.conn.Raw(func(c any) error {
+		conn := c.(driver.Conn)
 		if cols.events != nil {
-			rec := events.with(cols.events, "seq", s.seq)
-			err := events.insert(ctx, conn, rec, "")
+			rec := events.with(cols.events, "seq", seq)
+			err := insertArrow(ctx, conn, rec, w.view+"_events", "events")
 			rec.Release()
 			if err != nil {
 				return err
@@ -147,7 +227,7 @@ func (s *DB) ingest(ctx context.Context, batches []*record.Batch, cols *columns)
 		// the history as it is, and the newest per service into the
 		// current state
 		if cols.services != nil {
-			if err := stageServices.insert(ctx, conn, cols.services, ""); err != nil {
+			if err := insertArrow(ctx, conn, cols.services, w.view+"_services", "stage_services"); err != nil {
 				return err
 			}
 			if err := execAll(ctx, conn, append([]string{historyFromStage}, mergeServices...)...); err != nil {

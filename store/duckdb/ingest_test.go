@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -180,5 +182,124 @@ func TestIngestEmptyListElements(t *testing.T) {
 	res, err := s.SearchServices(ctx, store.Search{Query: "cpe:cpe:2.3:a:openbsd:openssh:9.6p1:*:*:*:*:*:*:*", Limit: 1})
 	if err != nil || res.Total != 1 {
 		t.Errorf("search by the CPE: %+v %v", res, err)
+	}
+}
+
+// TestConcurrentIngest: calls with only events run on two writers at once,
+// beside a call with services and profile refreshes. Every event is stored
+// once (a batch given to two calls at once included), every one is folded
+// into the profiles exactly once though later calls commit before earlier
+// ones, and the queries get DuckDB's threads back.
+func TestConcurrentIngest(t *testing.T) {
+	s := openTest(t) // 2 threads
+	ctx := context.Background()
+	now := time.Now().UTC()
+	const workers, calls = 4, 12
+	shared := &record.Batch{ID: record.NewID(), Events: synthEvents(rand.New(rand.NewPCG(9, 9)), 500, now)}
+	ingest := func(b *record.Batch) error {
+		// a batch given to two calls at once is stored by one; the other
+		// fails on the batch's key or finds it stored, and a retry then
+		// stores nothing
+		for try := 0; ; try++ {
+			_, err := s.Ingest(ctx, []*record.Batch{b})
+			if err == nil || try == 3 {
+				return err
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*calls+2)
+	var want atomic.Int64
+	want.Add(int64(len(shared.Events)))
+	for w := range workers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			for i := range calls {
+				n := 200 + rng.IntN(800)
+				if i%4 == 0 {
+					n = oneThreadRows + 1000 // on one DuckDB thread
+				}
+				b := &record.Batch{ID: record.NewID(), Events: synthEvents(rng, n, now)}
+				if i == calls/2 {
+					b = shared
+				} else {
+					want.Add(int64(n))
+				}
+				if err := ingest(b); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		svc := synthServices(0, 100, now)
+		if _, err := s.Ingest(ctx, []*record.Batch{{ID: record.NewID(), Services: svc}}); err != nil {
+			errs <- err
+		}
+	})
+	stop := make(chan struct{})
+	synced := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { synced <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := s.Sync(ctx); err != nil {
+				errs <- err
+				return
+			}
+			n++
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	if n := <-synced; n < 2 {
+		t.Errorf("the profiles were refreshed %d times during the ingest; the test needs them refreshed meanwhile", n)
+	}
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var events, profileEvents, services int64
+	var threads int
+	s.db.QueryRow("SELECT count(*) FROM events").Scan(&events)
+	s.db.QueryRow("SELECT sum(events) FROM profiles").Scan(&profileEvents)
+	s.db.QueryRow("SELECT count(*) FROM services").Scan(&services)
+	s.db.QueryRow("SELECT current_setting('threads')").Scan(&threads)
+	if events != want.Load() || profileEvents != events {
+		t.Errorf("%d events stored and %d in the profiles, want %d each", events, profileEvents, want.Load())
+	}
+	if services != 100 {
+		t.Errorf("%d services, want 100", services)
+	}
+	if threads != 2 {
+		t.Errorf("DuckDB left with %d threads, want the store's 2", threads)
+	}
+}
+
+// TestSeqs: the refresher's bound stays below a call that has not ended,
+// whatever order the calls end in.
+func TestSeqs(t *testing.T) {
+	q := seqs{last: 10}
+	a, b, c := q.begin(), q.begin(), q.begin()
+	for _, step := range []struct {
+		end   int64
+		ended int64
+	}{
+		{0, 10}, {b, 10}, {a, 12}, {c, 13},
+	} {
+		if step.end != 0 {
+			q.end(step.end)
+		}
+		if got := q.ended(); got != step.ended {
+			t.Fatalf("after ending %d: ended() = %d, want %d", step.end, got, step.ended)
+		}
 	}
 }

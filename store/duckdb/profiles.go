@@ -59,7 +59,8 @@ ON CONFLICT (src_lo, src_hi) DO UPDATE SET
 func (s *DB) refreshProfiles(ctx context.Context) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if s.seq <= s.profileSeq {
+	upto := s.seqs.ended()
+	if upto <= s.profileSeq {
 		return nil
 	}
 	if _, err := s.w.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
@@ -67,13 +68,13 @@ func (s *DB) refreshProfiles(ctx context.Context) error {
 	}
 	err := func() error {
 		// the filter learns the new sources before their profiles exist
-		if err := s.noteSources(ctx); err != nil {
+		if err := s.noteSources(ctx, upto); err != nil {
 			return err
 		}
-		if _, err := s.w.ExecContext(ctx, foldProfiles, s.profileSeq, s.seq); err != nil {
+		if _, err := s.w.ExecContext(ctx, foldProfiles, s.profileSeq, upto); err != nil {
 			return err
 		}
-		_, err := s.w.ExecContext(ctx, `INSERT OR REPLACE INTO meta VALUES ('profiles_seq', ?)`, strconv.FormatInt(s.seq, 10))
+		_, err := s.w.ExecContext(ctx, `INSERT OR REPLACE INTO meta VALUES ('profiles_seq', ?)`, strconv.FormatInt(upto, 10))
 		return err
 	}()
 	if err != nil {
@@ -83,7 +84,7 @@ func (s *DB) refreshProfiles(ctx context.Context) error {
 	if _, err := s.w.ExecContext(ctx, "COMMIT"); err != nil {
 		return fmt.Errorf("refresh profiles: %w", err)
 	}
-	s.profileSeq = s.seq
+	s.profileSeq = upto
 	return nil
 }
 
@@ -93,7 +94,7 @@ func (s *DB) Sync(ctx context.Context) error { return s.refreshProfiles(ctx) }
 
 // loadSeqs reads the last ingest seq and the profiles' watermark.
 func (s *DB) loadSeqs(ctx context.Context) error {
-	if err := s.w.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM events`).Scan(&s.seq); err != nil {
+	if err := s.w.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM events`).Scan(&s.seqs.last); err != nil {
 		return fmt.Errorf("load ingest seq: %w", err)
 	}
 	var v string
@@ -131,8 +132,8 @@ func (s *DB) refresher() {
 // noteSources adds the sources of the events not folded yet to the
 // profile filter, rebuilding it bigger when it is full (from the profiles
 // table, which does not hold them yet, plus all of them). Under wmu.
-func (s *DB) noteSources(ctx context.Context) error {
-	rows, err := s.w.QueryContext(ctx, `SELECT DISTINCT src_hi, src_lo FROM events WHERE seq > ? AND seq <= ?`, s.profileSeq, s.seq)
+func (s *DB) noteSources(ctx context.Context, upto int64) error {
+	rows, err := s.w.QueryContext(ctx, `SELECT DISTINCT src_hi, src_lo FROM events WHERE seq > ? AND seq <= ?`, s.profileSeq, upto)
 	if err != nil {
 		return err
 	}
