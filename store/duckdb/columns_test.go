@@ -149,3 +149,37 @@ func TestColumnValues(t *testing.T) {
 		}
 	}
 }
+
+// TestTimesInAnyZone: times are stored as the UTC instants they are,
+// whatever DuckDB's time zone (the machine's, by default): a column built
+// as a zoned Arrow timestamp was cast to the session's wall clock.
+func TestTimesInAnyZone(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	if _, err := s.w.ExecContext(ctx, "SET TimeZone = 'America/New_York'"); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 28, 1, 2, 3, 456789000, time.UTC)
+	ip := netip.MustParseAddr("192.0.2.7")
+	ev := record.Event{ID: record.NewID(), Time: at, Src: ip, Dst: ip, Transport: "icmp"}
+	svc := record.Service{ID: record.NewID(), Time: at, IP: ip, Port: 80, Transport: "tcp", State: "open",
+		TLS: &record.TLS{NotAfter: at}}
+	// with a service, the call runs on the main writer, whose zone was set
+	if _, err := s.Ingest(ctx, []*record.Batch{{ID: record.NewID(), Events: []record.Event{ev}, Services: []record.Service{svc}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"SELECT epoch_us(ts) FROM events",
+		"SELECT epoch_us(ts) FROM services",
+		"SELECT epoch_us(tls_not_after) FROM services",
+		"SELECT epoch_us(first_seen) FROM services",
+	} {
+		var got int64
+		if err := s.db.QueryRowContext(ctx, q).Scan(&got); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if got != at.UnixMicro() {
+			t.Errorf("%s = %v, want %v", q, time.UnixMicro(got).UTC(), at)
+		}
+	}
+}
