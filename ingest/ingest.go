@@ -42,8 +42,11 @@ type Config struct {
 	Geo         Geo   // nil: no enrichment
 	Vulns       Vulns // nil: services keep the vulns their producer gave
 	MaxMessages int   // bus messages per store transaction (default 160: with 1000 records a message, more than one DuckDB row group)
-	Workers     int   // concurrent fetch-and-store loops per stream (default 2)
-	Log         *slog.Logger
+	// Workers are the concurrent fetch-and-store loops per stream (default
+	// 3): the store inserts two calls of events at once (store/duckdb), and
+	// a third loop decodes and builds columns meanwhile
+	Workers int
+	Log     *slog.Logger
 }
 
 // Stats are running totals since the ingester started.
@@ -75,7 +78,7 @@ func New(cfg Config) *Ingester {
 		cfg.MaxMessages = 160
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 2
+		cfg.Workers = 3
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
