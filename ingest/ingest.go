@@ -119,6 +119,13 @@ func (in *Ingester) store(ctx context.Context, ds []bus.Delivery) error {
 	start := time.Now()
 	n, err := in.cfg.Store.Ingest(ctx, batches)
 	in.storeNanos.Add(int64(time.Since(start)))
+	// stored or not, the batches are done with: the bus delivers a batch
+	// that failed again, decoded anew
+	defer func() {
+		for _, b := range batches {
+			b.Recycle()
+		}
+	}()
 	if err != nil {
 		in.failures.Add(1)
 		return err

@@ -49,6 +49,38 @@ func (b *Batch) WithEncoding(use func(data []byte) error) error {
 	return err
 }
 
+// eventSlices are the event slices of decoded batches given back by
+// Recycle. An ingester decodes a thousand-event batch for every bus
+// message, and a fresh slice for each (over 400 bytes an event) was a third
+// of what the ingest path allocated, for the garbage collector to trace and
+// free.
+var eventSlices sync.Pool // of *[]Event
+
+// takeEvents returns an empty slice with room for n events.
+func takeEvents(n int) []Event {
+	if n == 0 {
+		return nil
+	}
+	if p, ok := eventSlices.Get().(*[]Event); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]Event, 0, n)
+}
+
+// Recycle gives the batch's event slice back for the next UnmarshalBatch to
+// fill. Only the batch's owner may call it, once, when nothing uses the
+// batch any more: it is left without events.
+func (b *Batch) Recycle() {
+	s := b.Events[:cap(b.Events)]
+	b.Events = nil
+	if len(s) == 0 {
+		return
+	}
+	clear(s) // nothing of this batch stays reachable from the pool
+	s = s[:0]
+	eventSlices.Put(&s)
+}
+
 // UnmarshalBatch decodes a batch. A batch without an ID, with more than
 // MaxBatchRecords records or with a malformed record is an error: the
 // ingester refuses it whole, so nothing half-read is stored. The batch's
@@ -69,7 +101,7 @@ func UnmarshalBatch(data []byte) (*Batch, error) {
 		}
 	}
 	b.Services = make([]Service, 0, services)
-	b.Events = make([]Event, 0, events)
+	b.Events = takeEvents(events)
 	d := decoder{b: data}
 	for d.next() {
 		switch d.field {
