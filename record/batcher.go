@@ -11,7 +11,7 @@ import (
 // BatcherConfig tunes a Batcher.
 type BatcherConfig struct {
 	Producer   string                                    // written into every batch
-	Send       func(ctx context.Context, b *Batch) error // publishes one batch; must be idempotent per batch ID
+	Send       func(ctx context.Context, b *Batch) error // publishes one batch; must be idempotent per batch ID, and keep nothing of the batch once it returns (its slices are reused)
 	MaxRecords int                                       // records per batch (default 1000)
 	MaxDelay   time.Duration                             // a partial batch goes out after this long (default 1s)
 	Queue      int                                       // full batches waiting to be sent before Add blocks (default 16)
@@ -31,7 +31,11 @@ type Batcher struct {
 	// there, so a busy producer fills them without growing them ten times
 	// and copying every record on the way
 	lastServices, lastEvents int
-	queue                    chan *Batch
+	// spareEvents are the event slices of sent batches, for new ones: a
+	// sensor's batches are a thousand events of over 400 bytes each, and a
+	// fresh slice for each was most of what a busy producer allocated
+	spareEvents chan []Event
+	queue       chan *Batch
 	// pushers counts goroutines about to put a batch on the queue, so Close
 	// does not close it under them; closing stops new ones
 	pushers sync.WaitGroup
@@ -56,7 +60,8 @@ func NewBatcher(cfg BatcherConfig) *Batcher {
 		cfg.Queue = 16
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	b := &Batcher{cfg: cfg, queue: make(chan *Batch, cfg.Queue), done: make(chan struct{}), ctx: ctx, stop: stop}
+	b := &Batcher{cfg: cfg, queue: make(chan *Batch, cfg.Queue), spareEvents: make(chan []Event, 4),
+		done: make(chan struct{}), ctx: ctx, stop: stop}
 	go b.run()
 	return b
 }
@@ -93,11 +98,24 @@ func (b *Batcher) lock() *Batch {
 			b.cur.Services = make([]Service, 0, b.lastServices)
 		}
 		if b.lastEvents > 0 {
-			b.cur.Events = make([]Event, 0, b.lastEvents)
+			b.cur.Events = b.eventSlice(b.lastEvents)
 		}
 		b.first = time.Now()
 	}
 	return b.cur
+}
+
+// eventSlice returns an empty slice with room for n events, a spare one
+// when there is one large enough.
+func (b *Batcher) eventSlice(n int) []Event {
+	select {
+	case s := <-b.spareEvents:
+		if cap(s) >= n {
+			return s
+		}
+	default:
+	}
+	return make([]Event, 0, n)
 }
 
 // unlock queues the batch if it is full and releases the lock.
@@ -155,6 +173,13 @@ func (b *Batcher) send(batch *Batch) {
 		if err == nil {
 			b.sentBatches.Add(1)
 			b.sentRecords.Add(uint64(batch.Len()))
+			if cap(batch.Events) > 0 {
+				clear(batch.Events) // nothing sent stays reachable
+				select {
+				case b.spareEvents <- batch.Events[:0]:
+				default:
+				}
+			}
 			return
 		}
 		b.failures.Add(1)
