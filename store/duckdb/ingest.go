@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -55,10 +56,16 @@ func (s *DB) Ingest(ctx context.Context, batches []*record.Batch) (int, error) {
 		defer func() { s.eventWriters <- w }()
 		return s.ingestOn(ctx, w, batches, &cols)
 	}
+	if s.mainWriter == nil {
+		return 0, ErrReadOnly
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	return s.ingestOn(ctx, s.mainWriter, batches, &cols)
 }
+
+// ErrReadOnly is returned by Ingest on a store opened with Options.ReadOnly.
+var ErrReadOnly = errors.New("the store is open for reading only")
 
 // writer is a connection that ingests, with the name its Arrow views take
 // (views are per connection; distinct names keep that from mattering).

@@ -2,6 +2,7 @@ package duckdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -300,6 +301,33 @@ func TestSeqs(t *testing.T) {
 		}
 		if got := q.ended(); got != step.ended {
 			t.Fatalf("after ending %d: ended() = %d, want %d", step.end, got, step.ended)
+		}
+	}
+}
+
+// TestIngestReadOnly: a store opened for reading refuses to ingest, with an
+// error rather than a panic, and stores nothing.
+func TestIngestReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := Open(ctx, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	ro, err := Open(ctx, dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	now := time.Now().UTC()
+	ip := netip.MustParseAddr("192.0.2.1")
+	for _, b := range []*record.Batch{
+		{ID: record.NewID(), Events: []record.Event{{ID: record.NewID(), Time: now, Src: ip, Dst: ip, Transport: "icmp"}}},
+		{ID: record.NewID(), Services: []record.Service{{ID: record.NewID(), Time: now, IP: ip, Port: 80, Transport: "tcp", State: "open"}}},
+	} {
+		if n, err := ro.Ingest(ctx, []*record.Batch{b}); !errors.Is(err, ErrReadOnly) || n != 0 {
+			t.Errorf("ingest into a read-only store: %d, %v; want 0, ErrReadOnly", n, err)
 		}
 	}
 }
