@@ -31,11 +31,7 @@ type Batcher struct {
 	// there, so a busy producer fills them without growing them ten times
 	// and copying every record on the way
 	lastServices, lastEvents int
-	// spareEvents are the event slices of sent batches, for new ones: a
-	// sensor's batches are a thousand events of over 400 bytes each, and a
-	// fresh slice for each was most of what a busy producer allocated
-	spareEvents chan []Event
-	queue       chan *Batch
+	queue                    chan *Batch
 	// pushers counts goroutines about to put a batch on the queue, so Close
 	// does not close it under them; closing stops new ones
 	pushers sync.WaitGroup
@@ -60,8 +56,7 @@ func NewBatcher(cfg BatcherConfig) *Batcher {
 		cfg.Queue = 16
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	b := &Batcher{cfg: cfg, queue: make(chan *Batch, cfg.Queue), spareEvents: make(chan []Event, 4),
-		done: make(chan struct{}), ctx: ctx, stop: stop}
+	b := &Batcher{cfg: cfg, queue: make(chan *Batch, cfg.Queue), done: make(chan struct{}), ctx: ctx, stop: stop}
 	go b.run()
 	return b
 }
@@ -97,25 +92,13 @@ func (b *Batcher) lock() *Batch {
 		if b.lastServices > 0 {
 			b.cur.Services = make([]Service, 0, b.lastServices)
 		}
-		if b.lastEvents > 0 {
-			b.cur.Events = b.eventSlice(b.lastEvents)
-		}
+		// a sent batch's event slice when there is one (Recycle): a
+		// sensor's batches are a thousand events of over 400 bytes each,
+		// and a fresh slice for each was most of what it allocated
+		b.cur.Events = takeEvents(b.lastEvents)
 		b.first = time.Now()
 	}
 	return b.cur
-}
-
-// eventSlice returns an empty slice with room for n events, a spare one
-// when there is one large enough.
-func (b *Batcher) eventSlice(n int) []Event {
-	select {
-	case s := <-b.spareEvents:
-		if cap(s) >= n {
-			return s
-		}
-	default:
-	}
-	return make([]Event, 0, n)
 }
 
 // unlock queues the batch if it is full and releases the lock.
@@ -173,13 +156,7 @@ func (b *Batcher) send(batch *Batch) {
 		if err == nil {
 			b.sentBatches.Add(1)
 			b.sentRecords.Add(uint64(batch.Len()))
-			if cap(batch.Events) > 0 {
-				clear(batch.Events) // nothing sent stays reachable
-				select {
-				case b.spareEvents <- batch.Events[:0]:
-				default:
-				}
-			}
+			batch.Recycle()
 			return
 		}
 		b.failures.Add(1)
