@@ -41,11 +41,13 @@ func (s *DB) prepareWriter(ctx context.Context) error {
 // transactions never conflict. A call with services takes the main
 // writer, whose merge into the current state must not race another.
 func (s *DB) Ingest(ctx context.Context, batches []*record.Batch) (int, error) {
+	if s.opts.ReadOnly {
+		return 0, ErrReadOnly
+	}
 	// Columns are built before taking a writer, so a second caller
-	// builds while the first inserts; a batch found to be stored already
-	// (rare: a redelivery) means building again for the rest.
+	// builds while the first inserts.
 	cols := buildColumns(batches)
-	defer func() { cols.release() }()
+	defer cols.release()
 	if cols.services == nil && s.eventWriters != nil {
 		var w *writer
 		select {
@@ -54,14 +56,11 @@ func (s *DB) Ingest(ctx context.Context, batches []*record.Batch) (int, error) {
 			return 0, fmt.Errorf("ingest: %w", ctx.Err())
 		}
 		defer func() { s.eventWriters <- w }()
-		return s.ingestOn(ctx, w, batches, &cols)
-	}
-	if s.mainWriter == nil {
-		return 0, ErrReadOnly
+		return s.ingestOn(ctx, w, batches, cols)
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	return s.ingestOn(ctx, s.mainWriter, batches, &cols)
+	return s.ingestOn(ctx, s.mainWriter, batches, cols)
 }
 
 // ErrReadOnly is returned by Ingest on a store opened with Options.ReadOnly.
@@ -74,16 +73,19 @@ type writer struct {
 	view string
 }
 
-func (s *DB) ingestOn(ctx context.Context, w *writer, batches []*record.Batch, cols **columns) (int, error) {
+// ingestOn stores the batches not stored yet on the writer w; cols are the
+// batches' columns, built again in place when some were stored before
+// (rare: a redelivery).
+func (s *DB) ingestOn(ctx context.Context, w *writer, batches []*record.Batch, cols *columns) (int, error) {
 	fresh, err := newBatches(ctx, w.conn, batches)
 	if err != nil || len(fresh) == 0 {
 		return 0, err
 	}
 	if len(fresh) != len(batches) {
-		(*cols).release()
-		*cols = buildColumns(fresh)
+		cols.release()
+		*cols = *buildColumns(fresh)
 	}
-	if (*cols).rows() >= oneThreadRows {
+	if cols.rows() >= oneThreadRows {
 		defer s.oneThread(ctx, w.conn)()
 	}
 	if _, err := w.conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
@@ -94,7 +96,7 @@ func (s *DB) ingestOn(ctx context.Context, w *writer, batches []*record.Batch, c
 	// rows once it ends
 	seq := s.seqs.begin()
 	defer s.seqs.end(seq)
-	if err := s.ingest(ctx, w, seq, fresh, *cols); err != nil {
+	if err := s.ingest(ctx, w, seq, fresh, cols); err != nil {
 		if _, rerr := w.conn.ExecContext(context.Background(), "ROLLBACK"); rerr != nil {
 			s.log.Error("rollback after a failed ingest", "err", rerr)
 		}
